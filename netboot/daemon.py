@@ -1,0 +1,168 @@
+"""``netboot serve``: compose config, store and servers; run until SIGTERM/SIGINT; shut down cleanly.
+
+Each server runs in its own thread and owns its sockets. The main thread only waits for a signal. The
+ready line names every service, address and port, so an admin (and the tests) know when to start clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from types import FrameType
+from typing import Any, Protocol
+
+from netboot.boot.classify import BootRequest
+from netboot.boot.decide import BootContext
+from netboot.config import Config
+from netboot.dhcp.leases import LeasePool
+from netboot.dhcp.service import DhcpService, Ingress
+from netboot.runtime import Runtime, build_runtime
+from netboot.servers.dhcp import DhcpServer
+from netboot.servers.http import HttpServer
+
+log = logging.getLogger("netboot")
+
+
+class Server(Protocol):
+    def serve_forever(self) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class Daemon:
+    runtime: Runtime
+    servers: dict[str, Server] = field(default_factory=dict)
+    descriptions: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def start(self) -> None:
+        for name, server in self.servers.items():
+            thread = threading.Thread(target=self._run, args=(name, server), name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _run(self, name: str, server: Server) -> None:
+        try:
+            server.serve_forever()
+        except Exception:
+            log.exception("%s server stopped with an error; shutting down", name)
+            self.stop.set()
+
+    def shutdown(self) -> None:
+        for server in self.servers.values():
+            try:
+                server.shutdown()
+            except Exception:
+                log.exception("error stopping a server")
+        for thread in self.threads:
+            thread.join(timeout=5)
+        for server in self.servers.values():
+            close = getattr(server, "close", None)
+            if close is not None:
+                close()
+        self.runtime.close()
+
+
+def _boot_context_factory(runtime: Runtime) -> Any:
+    cache: dict[IPv4Address, BootContext] = {}
+    configured = runtime.config.server_ip
+
+    def context(ingress: Ingress) -> BootContext:
+        ip = configured or ingress.local_ip
+        ctx = cache.get(ip)
+        if ctx is None:
+            ctx = BootContext(server_ip=ip, http_port=runtime.config.ports.http, loaders=runtime.loaders.by_arch)
+            cache[ip] = ctx
+        return ctx
+
+    return context
+
+
+def _seen_hook(runtime: Runtime) -> Any:
+    def seen(request: BootRequest, now: float) -> None:
+        try:
+            runtime.store.systems.seen(request.mac, arch=request.arch.value,
+                                       uuid=str(request.uuid) if request.uuid else None, now=now)
+        except Exception:
+            log.exception("%s: could not record the machine as seen", request.mac)
+
+    return seen
+
+
+def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
+    cfg = runtime.config
+    d = cfg.dhcp
+    pool = None
+    if d.mode == "full":
+        assert d.range_first is not None and d.range_last is not None
+        excluded = [ip for ip in (runtime.server_ip, d.router) if ip is not None]
+        pool = LeasePool(d.range_first, d.range_last, lease_time=d.lease_time, repo=runtime.store.leases,
+                         reservations={r.mac: r.ip for r in d.reservations}, excluded=excluded)
+    service = DhcpService(d, boot_context=_boot_context_factory(runtime), recorder=runtime.recorder,
+                          pool=pool, on_boot_client=_seen_hook(runtime))
+    bind = str(cfg.bind_ip or "0.0.0.0")
+    server = DhcpServer(service, bind_ip=bind, port=d.port, proxy_port=d.proxy_port,
+                        interfaces=cfg.interfaces, flush=runtime.store.leases.flush)
+    extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
+    return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"
+
+
+def build_daemon(config: Config) -> Daemon:
+    runtime = build_runtime(config)
+    daemon = Daemon(runtime)
+    try:
+        if config.dhcp.mode != "off":
+            dhcp, text = build_dhcp(runtime)
+            daemon.servers["dhcp"] = dhcp
+            daemon.descriptions.append(text)
+        bind = str(config.bind_ip or "0.0.0.0")
+        if config.tftp_enabled:
+            from netboot.servers.tftp_service import build_tftp
+
+            tftp, text = build_tftp(runtime, bind)
+            daemon.servers["tftp"] = tftp
+            daemon.descriptions.append(text)
+        if config.http_enabled:
+            http = HttpServer(runtime, bind, config.ports.http)
+            daemon.servers["http"] = http
+            daemon.descriptions.append(f"http on {bind}:{http.port}")
+    except BaseException:
+        for server in daemon.servers.values():
+            close = getattr(server, "close", None)
+            if close is not None:
+                close()
+        runtime.close()
+        raise
+    return daemon
+
+
+def serve(config: Config) -> int:
+    """Run the daemon in the foreground until a signal; returns the exit status."""
+    daemon = build_daemon(config)
+    runtime = daemon.runtime
+    log.info("%s", runtime.loaders.describe())
+    if runtime.loaders.missing:
+        log.warning("clients of these types will get no boot answer: %s (install Debian's 'ipxe' package or "
+                    "set loaders.dir)", ", ".join(a.value for a in runtime.loaders.missing))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    log.info("netboot ready: %s; clients use server address %s; data in %s",
+             "; ".join(daemon.descriptions), runtime.server_ip or "(each interface's own)", config.data_dir)
+    daemon.stop.wait()
+    daemon.shutdown()
+    log.info("netboot stopped")
+    return 0

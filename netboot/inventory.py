@@ -1,0 +1,46 @@
+"""What netboot knows about machines: the domain types shared by store, boot core, render and web.
+
+A :class:`System` is a MAC registered to a profile (or a discovered, unknown MAC). Its :class:`SystemState`
+is the install lifecycle: ``install`` means the next netboot installs; ``installed`` and ``local`` mean the
+next netboot boots from the local disk, which is what stops reinstall loops.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from netboot.mac import MacAddress
+
+
+class SystemState(enum.Enum):
+    INSTALL = "install"
+    INSTALLED = "installed"
+    LOCAL = "local"
+    DISCOVERED = "discovered"
+
+    @property
+    def boots_installer(self) -> bool:
+        return self is SystemState.INSTALL
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """One machine, keyed by MAC. ``variables`` and ``labels`` are data, never template."""
+
+    mac: MacAddress
+    profile: str | None
+    state: SystemState
+    hostname: str | None = None
+    ip: IPv4Address | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: per-system secret placed on the installer's kernel line; authorises answer file and callback
+    token: str | None = None
+    arch: str | None = None
+    uuid: str | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None

@@ -1,0 +1,80 @@
+"""The machine-facing URLs, built in ONE place so the HTTP server and the templates agree.
+
+Boot scripts and answer files put these URLs on kernel command lines and in post-install steps; the HTTP
+server routes the same paths. Changing a path here changes both sides.
+
+Paths (``<mac>`` is the colon spelling, ``52:54:00:12:34:56``; the server accepts any spelling
+:class:`~netboot.mac.MacAddress` parses):
+
+* ``/boot.ipxe?mac=<mac>``                       the per-MAC iPXE script (``&profile=<name>`` from the menu)
+* ``/answer/<mac>/<file>?token=<token>``         an answer file (``ks.cfg``, ``preseed.cfg``, ``user-data``,
+  ``meta-data``, ``autoinst.xml``, jumpstart's ``rules``/``profile``/``sysidcfg``/``finish``)
+* ``/files/<profile>/<path>``                    a kernel/initrd from the profile's data directory
+* ``/done/<mac>?token=<token>``                  the completion callback (GET or POST) that ends install mode
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from netboot.mac import MacAddress
+
+#: Route patterns for the HTTP server (Flask/werkzeug syntax), matching the builders below.
+BOOT_SCRIPT_ROUTE = "/boot.ipxe"
+ANSWER_ROUTE = "/answer/<mac>/<file>"
+FILES_ROUTE = "/files/<profile>/<path:path>"
+DONE_ROUTE = "/done/<mac>"
+
+#: What iPXE substitutes with the booting NIC's MAC; used where the script is for an unknown machine.
+IPXE_MAC = "${net0/mac}"
+
+
+def _mac(mac: MacAddress | str) -> str:
+    # A literal iPXE variable passes through unquoted so iPXE can expand it.
+    return mac if isinstance(mac, str) else mac.colon
+
+
+def _token_query(token: str | None) -> str:
+    return "?" + urlencode({"token": token}) if token else ""
+
+
+def boot_script_url(base: str, mac: MacAddress | str, profile: str | None = None) -> str:
+    """``<base>/boot.ipxe?mac=<mac>[&profile=<name>]``."""
+    url = f"{base}{BOOT_SCRIPT_ROUTE}?mac={_mac(mac)}"
+    if profile:
+        url += "&" + urlencode({"profile": profile})
+    return url
+
+
+def answer_dir_url(base: str, mac: MacAddress | str) -> str:
+    """``<base>/answer/<mac>/``: the directory of a machine's answer files (no token)."""
+    return f"{base}/answer/{_mac(mac)}/"
+
+
+def answer_url(base: str, mac: MacAddress | str, file: str, token: str | None) -> str:
+    """``<base>/answer/<mac>/<file>?token=<token>``."""
+    return answer_dir_url(base, mac) + quote(file, safe="") + _token_query(token)
+
+
+def nocloud_seed_url(base: str, mac: MacAddress | str, token: str | None) -> str:
+    """The ``s=`` seed for cloud-init's NoCloud datasource, with ``%s`` where the file name goes.
+
+    cloud-init appends ``user-data``/``meta-data`` to the seed, or, when the seed contains ``%s``,
+    substitutes it (``%`` operator in cloud-init 22, ``str.replace`` in later ones): that keeps
+    ``?token=`` after the file name. A URL that already holds ``%`` would read differently under the two,
+    so it is refused; tokens are URL-safe and MAC addresses are hex, so this never happens in practice.
+    """
+    head, query = answer_dir_url(base, mac), _token_query(token)
+    if "%" in head + query:
+        raise ValueError(f"a NoCloud seed URL cannot contain '%': {head}{query}")
+    return head + "%s" + query
+
+
+def files_url(base: str, profile: str, path: str) -> str:
+    """``<base>/files/<profile>/<path>``: a boot file served from the profile's data directory."""
+    return f"{base}/files/{quote(profile, safe='')}/{quote(path, safe='/')}"
+
+
+def done_url(base: str, mac: MacAddress | str, token: str | None) -> str:
+    """``<base>/done/<mac>?token=<token>``: the installer's post step calls this when it has finished."""
+    return f"{base}/done/{_mac(mac)}" + _token_query(token)

@@ -1,0 +1,619 @@
+"""The TFTP transport: the only TFTP code that touches sockets, files and the clock.
+
+One thread, one ``selectors`` (epoll) loop, non-blocking sockets. The well-known port only receives
+requests; every transfer gets its own UDP socket on a fresh port (its RFC 1350 TID), so a boot storm of
+hundreds of clients is hundreds of registered sockets and a heap of retransmission deadlines, not hundreds
+of threads. Per block the work is one ``sendmsg`` of a 4-byte header plus a memoryview slice of a window
+read with one ``pread``: no copy of file data in Python. The protocol rules live in
+:class:`netboot.protocol.tftp.ReadTransfer`; this module only moves bytes and tells it the time.
+
+Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
+:class:`ChainResolver`): content rendered per request first, then the TFTP root through
+:mod:`netboot.fs`, the one path sandbox.
+
+Files are read with ``pread``, not ``mmap``: a file truncated under a mapping kills the process with
+SIGBUS, and this process also runs DHCP and HTTP; a short ``pread`` just fails that one transfer.
+
+Every datagram and every transfer is handled inside ``try``: a hostile or broken packet costs a
+(rate-limited) warning, never the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import io
+import itertools
+import logging
+import os
+import resource
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from netboot.events import Event, EventRecorder
+from netboot.fs import PathNotFound, PathRefused, normalise, open_file
+from netboot.logutil import RateLimited
+from netboot.protocol.errors import DecodeError
+from netboot.protocol.tftp import (
+    MAX_BLKSIZE,
+    Address,
+    BytesSource,
+    Error,
+    ErrorCode,
+    Limits,
+    Outcome,
+    ReadRequest,
+    ReadTransfer,
+    Send,
+    Source,
+    WriteRequest,
+    decode,
+    error_datagram,
+    to_netascii,
+)
+
+log = logging.getLogger("netboot.tftp")
+
+#: What a resolver returns: ``size`` plus ``read(offset, length)`` and ``close()``.
+TftpSource: TypeAlias = Source
+#: ``resolver(filename, (client_ip, client_port)) -> TftpSource``; raises FileNotFound or AccessDenied.
+TftpResolver: TypeAlias = Callable[[str, tuple[str, int]], TftpSource]
+#: ``dynamic(normalised_name, (client_ip, client_port)) -> bytes`` rendered now, or None for "not mine".
+DynamicContent: TypeAlias = Callable[[str, tuple[str, int]], bytes | None]
+
+IP_PKTINFO = 8  # <linux/in.h>; Python's socket module does not export it
+_PKTINFO = struct.Struct("=i4s4s")
+#: datagrams drained from one socket per wake-up, so one busy client cannot starve the others
+BATCH = 64
+#: largest request accepted on the well-known port (a UDP datagram cannot be larger)
+MAX_REQUEST = 65535
+#: what a transfer socket reads: ACK and ERROR packets; anything longer is junk anyway
+MAX_REPLY = 1024
+
+
+class FileNotFound(Exception):
+    """A resolver has no such file: TFTP error 1."""
+
+
+class AccessDenied(Exception):
+    """A resolver refuses the name (sandbox, permissions): TFTP error 2."""
+
+
+# ------------------------------------------------------------------------------------------ resolvers
+
+
+class FileSource:
+    """A regular file read with ``pread``; ``size`` is fixed when opened (that is what ``tsize`` said)."""
+
+    __slots__ = ("_fd", "_file", "size")
+
+    def __init__(self, file: io.FileIO) -> None:
+        self._file = file
+        self._fd = file.fileno()
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class RootResolver:
+    """Files under ``root``, through :func:`netboot.fs.open_file`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+        try:
+            return FileSource(open_file(self.root, filename))
+        except PathNotFound as exc:
+            raise FileNotFound(exc.reason) from None
+        except PathRefused as exc:
+            raise AccessDenied(exc.reason) from None
+
+
+class ChainResolver:
+    """Dynamic content first (per-MAC configs rendered on request, never written to disk), then the root.
+
+    ``dynamic`` sees the normalised name (``pxelinux.cfg/01-52-54-00-e2-e0-01``, no leading or back
+    slashes), so it matches whatever spelling the ROM used; names the sandbox refuses never reach it.
+    """
+
+    def __init__(self, dynamic: DynamicContent, root_resolver: TftpResolver) -> None:
+        self.dynamic = dynamic
+        self.root_resolver = root_resolver
+
+    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+        try:
+            name = normalise(filename)
+        except PathRefused as exc:
+            raise AccessDenied(exc.reason) from None
+        content = self.dynamic(name, client)
+        if content is not None:
+            return BytesSource(content)
+        return self.root_resolver(filename, client)
+
+
+# ------------------------------------------------------------------------------------------ transport
+
+
+@dataclass(eq=False, slots=True)
+class _Active:
+    """Transport-side bookkeeping of one transfer."""
+
+    transfer: ReadTransfer
+    sock: socket.socket
+    source: Source
+    started: float  # monotonic, for the duration
+    wall: float  # epoch, for the event
+    scheduled: float | None = None  # deadline of this transfer's live heap entry
+    closed: bool = False
+
+
+_LISTEN, _WAKE = object(), object()
+
+
+class TftpServer:
+    """A read-only TFTP server for many concurrent transfers on one thread.
+
+    ``serve_forever()`` blocks (the daemon runs it in a thread); ``shutdown()`` may be called from any
+    thread and returns once the loop has stopped and open transfers were told so. ``close()`` releases the
+    sockets. Bind port 0 and read :attr:`server_address` in tests.
+    """
+
+    def __init__(
+        self,
+        bind: tuple[str, int],
+        resolver: TftpResolver,
+        recorder: EventRecorder,
+        *,
+        max_blksize: int | None = None,
+        max_windowsize: int = 64,
+        timeout: float = 1.0,
+        max_timeout: float = 8.0,
+        retries: int = 5,
+        max_transfers: int = 1024,
+        netascii_limit: int = 16 << 20,
+        receive_buffer: int = 1 << 20,
+    ) -> None:
+        self._resolver = resolver
+        self._recorder = recorder
+        self._limits = Limits(
+            max_blksize=max_blksize or MAX_BLKSIZE,
+            max_windowsize=max_windowsize,
+            timeout=timeout,
+            max_timeout=max_timeout,
+            retries=retries,
+        )
+        self._max_transfers = _fd_budget(max_transfers)
+        self._netascii_limit = netascii_limit
+        self._family = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
+        self._bind_host = bind[0]
+        self._wildcard = bind[0] in ("", "0.0.0.0", "::")
+        self._listen = self._open_listener(bind, receive_buffer)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._listen, selectors.EVENT_READ, _LISTEN)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._active: set[_Active] = set()
+        self._by_client: dict[Address, _Active] = {}
+        self._timers: list[tuple[float, int, _Active]] = []
+        self._seq = itertools.count()
+        self._rbuf = bytearray(MAX_REPLY)
+        self._rview = memoryview(self._rbuf)
+        self._bad = RateLimited(log)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._loop_thread: int | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------------------ public
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self._listen.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def active_transfers(self) -> int:
+        return len(self._active)
+
+    def serve_forever(self) -> None:
+        """Run the loop until :meth:`shutdown`; then abort what is still open (clients get ERROR 0)."""
+        if self._closed:
+            raise RuntimeError("TftpServer is closed")
+        self._stopped.clear()
+        self._loop_thread = threading.get_ident()
+        log.info("TFTP serving on %s:%d", *self.server_address)
+        try:
+            while not self._stop.is_set():
+                self._step()
+        finally:
+            self._abort_all("server shutting down")
+            self._loop_thread = None
+            self._stopped.set()
+
+    def shutdown(self, wait: float = 5.0) -> None:
+        """Stop the loop (thread-safe); wait up to ``wait`` seconds for it unless called from the loop."""
+        self._stop.set()
+        self._wake()
+        if self._loop_thread not in (None, threading.get_ident()):
+            self._stopped.wait(wait)
+
+    def close(self) -> None:
+        """Release every socket. Call after :meth:`shutdown` (or instead of serving at all)."""
+        if self._closed:
+            return
+        self.shutdown()
+        self._abort_all("server shutting down")
+        self._closed = True
+        self._selector.close()
+        for sock in (self._listen, self._wake_r, self._wake_w):
+            sock.close()
+
+    def __enter__(self) -> TftpServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------- loop
+
+    def _step(self) -> None:
+        for key, _ in self._selector.select(self._select_timeout(time.monotonic())):
+            now = time.monotonic()
+            if key.data is _LISTEN:
+                self._on_listener(now)
+            elif key.data is _WAKE:
+                self._drain_wake()
+            else:
+                self._on_transfer(key.data, now)
+        self._run_timers(time.monotonic())
+
+    def _select_timeout(self, now: float) -> float | None:
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - now)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed
+            self._wake_w.send(b"\0")
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except OSError:
+            pass
+
+    # ----------------------------------------------------------------------------- requests
+
+    def _open_listener(self, bind: tuple[str, int], receive_buffer: int) -> socket.socket:
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            _try_setsockopt(sock, socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            if self._family == socket.AF_INET:
+                _try_setsockopt(sock, socket.IPPROTO_IP, IP_PKTINFO, 1)
+            else:
+                _try_setsockopt(sock, socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            sock.bind(bind)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _on_listener(self, now: float) -> None:
+        space = socket.CMSG_SPACE(32)
+        for _ in range(BATCH):
+            try:
+                data, ancdata, _flags, addr = self._listen.recvmsg(MAX_REQUEST, space)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("TFTP listener receive failed: %s", exc)
+                return
+            local = _local_address(ancdata)
+            try:
+                self._on_request(data, addr, local, now)
+            except Exception:
+                log.exception("TFTP request from %s:%s failed", addr[0], addr[1])
+
+    def _on_request(self, data: bytes, addr: Address, local: str | None, now: float) -> None:
+        try:
+            packet = decode(data)
+        except DecodeError as exc:
+            self._bad.warning("malformed TFTP request from %s:%s (%d bytes): %s", addr[0], addr[1],
+                              len(data), exc)
+            self._reply_error(addr, local, ErrorCode.ILLEGAL_OPERATION, "malformed request")
+            return
+        if isinstance(packet, ReadRequest):
+            self._start(packet, addr, local, now)
+        elif isinstance(packet, WriteRequest):
+            self._refuse(packet, addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
+                         reason="write request")
+        elif not isinstance(packet, Error):  # never answer an ERROR with an ERROR
+            self._bad.warning("TFTP %s from %s:%s on the request port", type(packet).__name__, addr[0],
+                              addr[1])
+            self._reply_error(addr, local, ErrorCode.ILLEGAL_OPERATION, "expected a read request")
+
+    def _start(self, request: ReadRequest, addr: Address, local: str | None, now: float) -> None:
+        if self._is_retransmitted_request(request, addr):
+            return  # our own retransmission timer answers it; a second transfer would only collide
+        if request.mode not in ("octet", "netascii"):
+            self._refuse(request, addr, local, ErrorCode.ILLEGAL_OPERATION,
+                         "unsupported mode", reason=f"mode {request.mode!r}")
+            return
+        if len(self._active) >= self._max_transfers:
+            self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
+                         "server busy", reason="too many transfers")
+            return
+        source = self._open_source(request, addr, local)
+        if source is None:
+            return
+        try:
+            sock = self._transfer_socket(local)
+        except OSError as exc:
+            source.close()
+            self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
+                         "server busy", reason=f"no socket: {exc}")
+            return
+        transfer = ReadTransfer(request, source, addr, self._limits)
+        active = _Active(transfer, sock, source, started=now, wall=time.time())
+        self._active.add(active)
+        self._by_client[addr] = active
+        self._selector.register(sock, selectors.EVENT_READ, active)
+        self._send(active, transfer.start(now))
+        self._schedule(active)
+
+    def _is_retransmitted_request(self, request: ReadRequest, addr: Address) -> bool:
+        """Same client port, same request, and that transfer has not moved yet: the client is retrying."""
+        active = self._by_client.get(addr)
+        return (
+            active is not None
+            and not active.closed
+            and active.transfer.acked_blocks == 0
+            and active.transfer.request == request
+        )
+
+    def _open_source(self, request: ReadRequest, addr: Address, local: str | None) -> Source | None:
+        """Ask the resolver; answer ERROR 1/2/0 and return None when it says no (or breaks)."""
+        code, message, reason = ErrorCode.NOT_DEFINED, "internal error", ""
+        try:
+            source = self._resolver(request.filename, (str(addr[0]), int(addr[1])))
+            if request.mode == "netascii":
+                source = self._netascii(source)
+            return source
+        except FileNotFound as exc:
+            code, message, reason = ErrorCode.FILE_NOT_FOUND, "file not found", str(exc)
+        except AccessDenied as exc:
+            code, message, reason = ErrorCode.ACCESS_VIOLATION, "access violation", str(exc)
+        except Exception as exc:
+            log.exception("TFTP resolver failed for %s from %s", _printable(request.filename), addr[0])
+            reason = f"resolver error: {exc!r}"
+        self._refuse(request, addr, local, code, message, reason=reason)
+        return None
+
+    def _netascii(self, source: Source) -> Source:
+        """netascii needs the translated size up front (``tsize``), so translate in memory, within a cap."""
+        try:
+            if source.size > self._netascii_limit:
+                raise AccessDenied(f"{source.size} bytes is too large for netascii mode")
+            return BytesSource(to_netascii(source.read(0, source.size)))
+        finally:
+            source.close()
+
+    def _transfer_socket(self, local: str | None) -> socket.socket:
+        """A socket on a new port, on the address the request came to (multi-homed hosts, aliases)."""
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            host = local if (local and self._wildcard) else self._bind_host
+            try:
+                sock.bind((host, 0))
+            except OSError:
+                sock.bind((self._bind_host, 0))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _reply_error(self, addr: Address, local: str | None, code: ErrorCode, message: str) -> None:
+        """ERROR from the well-known port, with the request's destination as source when bound to any."""
+        ancillary = []
+        if local and self._wildcard and self._family == socket.AF_INET:
+            ancillary = [(socket.IPPROTO_IP, IP_PKTINFO, _PKTINFO.pack(0, socket.inet_aton(local), bytes(4)))]
+        try:
+            self._listen.sendmsg([error_datagram(code, message)], ancillary, 0, addr)
+        except OSError as exc:
+            log.debug("TFTP error reply to %s failed: %s", addr[0], exc)
+
+    def _refuse(self, request: ReadRequest | WriteRequest, addr: Address, local: str | None,
+                code: ErrorCode, message: str, *, reason: str) -> None:
+        """Answer a request with ERROR (from the well-known port) and report it like any transfer."""
+        self._reply_error(addr, local, code, message)
+        self._report(addr, request.filename, Outcome.REFUSED, sent=0, size=None, options=request.options,
+                     negotiated=None, duration=0.0, error=(int(code), reason or message), retransmits=0,
+                     wall=time.time())
+
+    # ----------------------------------------------------------------------------- transfers
+
+    def _on_transfer(self, active: _Active, now: float) -> None:
+        transfer, recv, view = active.transfer, active.sock.recvfrom_into, self._rview
+        try:
+            for _ in range(BATCH):
+                try:
+                    size, addr = recv(self._rbuf)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                sends = transfer.receive(view[:size], addr, now)
+                if sends:
+                    self._send(active, sends)
+                if transfer.finished:
+                    self._finish(active, now)
+                    return
+        except Exception:
+            log.exception("TFTP transfer of %s to %s failed", _printable(transfer.request.filename),
+                          transfer.client[0])
+            self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+            self._finish(active, now)
+            return
+        self._schedule(active)
+
+    def _send(self, active: _Active, sends: list[Send]) -> None:
+        """Send datagrams; a full socket buffer counts as loss, which retransmission repairs."""
+        sendmsg = active.sock.sendmsg
+        for buffers, dest in sends:
+            try:
+                sendmsg(buffers, (), 0, dest)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                log.debug("TFTP send to %s failed: %s", dest[0], exc)
+
+    def _schedule(self, active: _Active) -> None:
+        """Keep one heap entry no later than the transfer's deadline (later ones are re-armed lazily)."""
+        deadline = active.transfer.deadline
+        if deadline is not None and (active.scheduled is None or deadline < active.scheduled):
+            active.scheduled = deadline
+            heapq.heappush(self._timers, (deadline, next(self._seq), active))
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, active = heapq.heappop(timers)
+            if active.closed or when != active.scheduled:
+                continue  # stale entry
+            active.scheduled = None
+            transfer = active.transfer
+            try:
+                self._send(active, transfer.on_timeout(now))
+            except Exception:
+                log.exception("TFTP retransmission to %s failed", transfer.client[0])
+                self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+            if transfer.finished:
+                self._finish(active, now)
+            else:
+                self._schedule(active)
+
+    def _abort_all(self, message: str) -> None:
+        now = time.monotonic()
+        for active in list(self._active):
+            self._send(active, active.transfer.abort(ErrorCode.NOT_DEFINED, message))
+            self._finish(active, now)
+
+    def _finish(self, active: _Active, now: float) -> None:
+        if active.closed:
+            return
+        active.closed = True
+        self._active.discard(active)
+        transfer = active.transfer
+        if self._by_client.get(transfer.client) is active:
+            del self._by_client[transfer.client]
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(active.sock)
+        active.sock.close()
+        active.source.close()
+        self._report(transfer.client, transfer.request.filename, transfer.outcome or Outcome.FAILED,
+                     sent=transfer.bytes_acked, size=transfer.size, options=transfer.request.options,
+                     negotiated=transfer.negotiation.accepted, duration=now - active.started,
+                     error=transfer.error, retransmits=transfer.retransmits, wall=active.wall)
+
+    # ---------------------------------------------------------------------------- reporting
+
+    def _report(self, addr: Address, filename: str, outcome: Outcome, *, sent: int, size: int | None,
+                options: tuple[tuple[str, str], ...] | None, negotiated: tuple[tuple[str, str], ...] | None,
+                duration: float, error: tuple[int, str] | None, retransmits: int, wall: float) -> None:
+        """One INFO line and one ``tftp`` event per request, whatever became of it."""
+        name = _printable(filename)
+        ip, port = str(addr[0]), int(addr[1])
+        requested = dict(options or ())
+        accepted = dict(negotiated or ())
+        log.info("%s:%d %s %s bytes=%d/%s options=%s negotiated=%s duration=%.3fs%s", ip, port, name,
+                 outcome.value, sent, "-" if size is None else size, _options_text(requested),
+                 _options_text(accepted), duration, f" error={error[0]}:{error[1]}" if error else "")
+        detail: dict[str, Any] = {
+            "file": name,
+            "outcome": outcome.value,
+            "bytes": sent,
+            "size": size,
+            "options": requested,
+            "negotiated": accepted,
+            "duration": round(duration, 6),
+            "client_port": port,
+            "retransmits": retransmits,
+        }
+        if error:
+            detail["error_code"], detail["error"] = error
+        try:
+            self._recorder.record(Event("tftp", _summary(name, outcome, sent, error), client_ip=ip,
+                                        time=wall, detail=detail))
+        except Exception:
+            log.exception("recording the TFTP event for %s failed", ip)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _summary(name: str, outcome: Outcome, sent: int, error: tuple[int, str] | None) -> str:
+    if outcome is Outcome.COMPLETE:
+        return f"{name}: sent {sent} bytes"
+    if outcome is Outcome.ABORTED and error and error[0] == ErrorCode.OPTION_REFUSED:
+        return f"{name}: client stopped after the option reply (size probe)"
+    why = f" ({error[1]})" if error else ""
+    return f"{name}: {outcome.value}{why}"
+
+
+def _options_text(options: dict[str, str]) -> str:
+    return ",".join(f"{k}={_printable(v, 32)}" for k, v in options.items()) or "-"
+
+
+def _printable(text: str, limit: int = 256) -> str:
+    """A client-chosen string safe for one log line and the database: escaped, surrogate-free, bounded."""
+    clipped = text[:limit]
+    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in clipped)
+    return safe + ("..." if len(text) > limit else "")
+
+
+def _local_address(ancdata: list[tuple[int, int, bytes]]) -> str | None:
+    """The address a request was sent to, from IP_PKTINFO / IPV6_PKTINFO."""
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= _PKTINFO.size:
+            return socket.inet_ntoa(_PKTINFO.unpack_from(data)[1])
+        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(data) >= 16:
+            return socket.inet_ntop(socket.AF_INET6, data[:16])
+    return None
+
+
+def _try_setsockopt(sock: socket.socket, level: int, option: int, value: int) -> None:
+    try:
+        sock.setsockopt(level, option, value)
+    except OSError as exc:
+        log.debug("setsockopt(%d, %d) failed: %s", level, option, exc)
+
+
+def _fd_budget(wanted: int) -> int:
+    """Each transfer holds two descriptors (socket, file): stay inside RLIMIT_NOFILE, not fail late."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    budget = max(16, (soft - 128) // 2)
+    if wanted > budget:
+        log.warning("TFTP: %d concurrent transfers need more than RLIMIT_NOFILE=%d; limiting to %d",
+                    wanted, soft, budget)
+        return budget
+    return wanted

@@ -1,0 +1,96 @@
+"""Lease persistence. The pool in :mod:`netboot.dhcp.leases` decides; this only stores.
+
+Writes are staged with :meth:`LeaseRepo.stage` and made durable together by :meth:`LeaseRepo.flush`, which
+the DHCP transport calls before it sends the ACKs of a batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from sqlalchemy import Engine, delete, insert, select
+
+from netboot.mac import MacAddress
+from netboot.store.schema import leases
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    ip: IPv4Address
+    mac: MacAddress
+    client_id: bytes | None
+    hostname: str | None
+    starts: float
+    expires: float
+    state: str = "active"
+
+    def active(self, now: float) -> bool:
+        return self.state == "active" and self.expires > now
+
+
+def _row(lease: Lease) -> dict[str, object]:
+    return {
+        "ip": str(lease.ip),
+        "mac": lease.mac.hex,
+        "client_id": lease.client_id.hex() if lease.client_id is not None else None,
+        "hostname": lease.hostname,
+        "starts": lease.starts,
+        "expires": lease.expires,
+        "state": lease.state,
+    }
+
+
+class LeaseRepo:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pending: dict[IPv4Address, Lease | None] = {}
+        self._lock = threading.Lock()
+
+    def all(self) -> list[Lease]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(leases)).mappings().all()
+        return [
+            Lease(
+                ip=IPv4Address(r["ip"]),
+                mac=MacAddress(r["mac"]),
+                client_id=bytes.fromhex(r["client_id"]) if r["client_id"] else None,
+                hostname=r["hostname"],
+                starts=r["starts"],
+                expires=r["expires"],
+                state=r["state"],
+            )
+            for r in rows
+        ]
+
+    def stage(self, ip: IPv4Address, lease: Lease | None) -> None:
+        """Queue a write (``None`` deletes the address's lease) for the next :meth:`flush`."""
+        with self._lock:
+            self._pending[ip] = lease
+
+    def flush(self) -> int:
+        """Write every staged change in one transaction; durable when this returns. Returns the count."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(delete(leases).where(leases.c.ip.in_([str(ip) for ip in pending])))
+                rows = [_row(lease) for lease in pending.values() if lease is not None]
+                if rows:
+                    conn.execute(insert(leases), rows)
+        except Exception:
+            with self._lock:  # keep them for the next try; newer stages win
+                self._pending = {**pending, **self._pending}
+            raise
+        return len(pending)
+
+    def replace_all(self, items: Iterable[Lease]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(leases))
+            rows = [_row(lease) for lease in items]
+            if rows:
+                conn.execute(insert(leases), rows)

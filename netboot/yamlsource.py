@@ -1,0 +1,90 @@
+"""YAML that remembers where each value came from, so errors can say ``file:line: key: reason``.
+
+Both the daemon's configuration and the profiles are admin-written YAML. A typo must be refused at load
+with the file, the line and the key (``profiles/rocky9/profile.yaml:12: unknown key 'kernal'``), not a
+traceback. :func:`load` returns plain Python values plus a :class:`Where` lookup keyed by the dotted path
+of each mapping key and list item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SourceError(ValueError):
+    """A problem in an admin-written file, already formatted as ``file:line: key: reason``."""
+
+    def __init__(self, file: str, line: int | None, key: str | None, reason: str) -> None:
+        self.file, self.line, self.key, self.reason = file, line, key, reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A parsed YAML document and the line of every dotted key path in it."""
+
+    file: str
+    data: Any
+    lines: dict[str, int]
+
+    def line(self, path: str) -> int | None:
+        """The line of ``path`` (``dhcp.range``), or of its nearest enclosing key."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path.rpartition(".")[0]
+        return self.lines.get("", None)
+
+    def error(self, path: str, reason: str) -> SourceError:
+        return SourceError(self.file, self.line(path), path or None, reason)
+
+
+def _walk(node: yaml.Node, path: str, lines: dict[str, int]) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(yaml.safe_load(yaml.serialize(key_node)))
+            child = f"{path}.{key}" if path else key
+            if key in out:
+                raise SourceError("", key_node.start_mark.line + 1, child, "duplicate key")
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _walk(value_node, child, lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, f"{path}.{i}" if path else str(i), lines) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def loads(text: str, file: str = "<string>") -> Located:
+    """Parse one YAML document; syntax errors and duplicate keys become :class:`SourceError`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise SourceError(file, line, None, f"YAML syntax: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise SourceError(file, None, None, f"YAML syntax: {exc}") from None
+    lines: dict[str, int] = {}
+    if node is None:
+        return Located(file, {}, lines)
+    try:
+        data = _walk(node, "", lines)
+    except SourceError as exc:
+        raise SourceError(file, exc.line, exc.key, exc.reason) from None
+    return Located(file, data, lines)
+
+
+def load(path: Path) -> Located:
+    """Read and parse ``path``; an unreadable file is a :class:`SourceError` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(str(path), None, None, f"cannot read: {exc}") from None
+    return loads(text, str(path))
