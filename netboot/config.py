@@ -297,11 +297,23 @@ def parse(doc: Located) -> Config:
         "level": lambda v: _choice(LOG_LEVELS)(str(v).upper()), "format": _choice(LOG_FORMATS)}))
     cfg = replace(cfg, dhcp=dhcp, ports=ports, dns=dns, loaders=loaders, log=log,
                   tftp_enabled=services.get("tftp", True), http_enabled=services.get("http", True))
+    cfg = _relative_to(cfg, Path(doc.file).resolve().parent)
     try:
         validate(cfg)
     except ConfigError as exc:
         raise doc.error(exc.key, exc.reason) from None
     return cfg
+
+
+def _relative_to(cfg: Config, base: Path) -> Config:
+    """Relative paths in a config file mean "next to this file", whatever the working directory."""
+
+    def fix(path: Path | None) -> Path | None:
+        return base / path if path is not None and not path.is_absolute() else path
+
+    loaders = replace(cfg.loaders, dir=fix(cfg.loaders.dir))
+    return replace(cfg, data_dir=fix(cfg.data_dir) or cfg.data_dir, profiles_dir=fix(cfg.profiles_dir),
+                   tftp_root=fix(cfg.tftp_root), loaders=loaders)
 
 
 def load_config(path: Path | None) -> Config:

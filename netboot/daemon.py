@@ -6,6 +6,7 @@ ready line names every service, address and port, so an admin (and the tests) kn
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import threading
@@ -21,7 +22,17 @@ from netboot.dhcp.leases import LeasePool
 from netboot.dhcp.service import DhcpService, Ingress
 from netboot.runtime import Runtime, build_runtime
 from netboot.servers.dhcp import DhcpServer
+from netboot.fs import PathRefused, normalise
 from netboot.servers.http import HttpServer
+from netboot.servers.tftp import (
+    AccessDenied,
+    ChainResolver,
+    FileSource,
+    RootResolver,
+    TftpResolver,
+    TftpServer,
+    TftpSource,
+)
 
 log = logging.getLogger("netboot")
 
@@ -115,6 +126,31 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"
 
 
+def loader_resolver(runtime: Runtime, fallback: TftpResolver) -> TftpResolver:
+    """Loaders by bare name (``undionly.kpxe``) from wherever they were found, then ``fallback``."""
+
+    def resolve(filename: str, client: tuple[str, int]) -> TftpSource:
+        try:
+            name = normalise(filename)
+        except PathRefused as exc:
+            raise AccessDenied(exc.reason) from None
+        path = runtime.loaders.path(name)
+        if path is not None:
+            return FileSource(io.FileIO(path, "r"))  # a path we found at start, not one the client chose
+        return fallback(filename, client)
+
+    return resolve
+
+
+def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpServer, str]:
+    cfg = runtime.config
+    root = cfg.tftp_dir
+    root.mkdir(parents=True, exist_ok=True)
+    resolver = loader_resolver(runtime, ChainResolver(runtime.tftp_dynamic, RootResolver(root)))
+    server = TftpServer((bind, cfg.ports.tftp), resolver, runtime.recorder)
+    return server, f"tftp on {bind}:{server.server_address[1]} (root {root})"
+
+
 def build_daemon(config: Config) -> Daemon:
     runtime = build_runtime(config)
     daemon = Daemon(runtime)
@@ -125,8 +161,6 @@ def build_daemon(config: Config) -> Daemon:
             daemon.descriptions.append(text)
         bind = str(config.bind_ip or "0.0.0.0")
         if config.tftp_enabled:
-            from netboot.servers.tftp_service import build_tftp
-
             tftp, text = build_tftp(runtime, bind)
             daemon.servers["tftp"] = tftp
             daemon.descriptions.append(text)

@@ -25,6 +25,10 @@ class Runtime:
     #: the address clients are told to use (next-server, URLs); None = each interface's own address
     server_ip: IPv4Address | None
 
+    def tftp_dynamic(self, name: str, client: tuple[str, int]) -> bytes | None:
+        """Per-MAC files rendered on request for TFTP (pxelinux/GRUB configs); None = not ours."""
+        return None
+
     def close(self) -> None:
         self.store.close()
 

@@ -87,7 +87,9 @@ def extract(captures: Path, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parent.parent
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--captures", type=Path, default=Path("/work/shared/captures"))
     parser.add_argument("--out", type=Path, default=root / "tests" / "fixtures" / "dhcp")
     parser.add_argument("--list", action="store_true", help="list DHCP packets instead of extracting")
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         list_packets(args.captures)
         return 0
     for path in extract(args.captures, args.out):
-        print(f"{path.relative_to(root) if path.is_relative_to(root) else path} ({path.stat().st_size} bytes)")
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        print(f"{shown} ({path.stat().st_size} bytes)")
     return 0
 
 

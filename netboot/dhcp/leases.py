@@ -38,8 +38,15 @@ class ClientKey:
 
 
 def identity(mac: MacAddress, client_id: bytes | None) -> bytes:
-    """The key a lease is filed under: ``b"C" + client id`` or ``b"M" + MAC``."""
-    return b"C" + client_id if client_id is not None else b"M" + mac.packed
+    """The key a lease is filed under: ``b"C" + client id`` or ``b"M" + MAC``.
+
+    A client identifier that is just "Ethernet + this MAC" (type 1, RFC 2132 9.14) names the same client
+    as the bare MAC: OVMF's PXE sends no option 61 and the iPXE it loads sends ``01:<mac>``; treating them
+    as one keeps the machine on one address through the whole boot chain.
+    """
+    if client_id is None or client_id == b"\x01" + mac.packed:
+        return b"M" + mac.packed
+    return b"C" + client_id
 
 
 class LeasePool:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address
+from typing import Any
 
 from netboot.mac import MacAddress
 from netboot.protocol.errors import DecodeError
@@ -116,11 +117,11 @@ _OPTIONS_AT = _HEADER.size  # 240
 _SNAME_AT = 44
 _FILE_AT = 108
 _IP_UDP_HEADERS = 28  # IPv4 (20) + UDP (8): option 57 counts them, the DHCP payload does not
-_OVERLOAD_FILE = 1
+_OVERLOAD_FILE = 1  # option 52 values are bit sets of these
+_OVERLOAD_SNAME = 2
 _OVERLOAD = int(Opt.OVERLOAD)  # plain ints on the hot path: an enum member lookup costs 3x a global
 _MESSAGE_TYPE = int(Opt.MESSAGE_TYPE)
 _SETTABLE_CODES = frozenset(range(1, 255)) - {_OVERLOAD}
-_OVERLOAD_SNAME = 2
 _ZERO_IP = IPv4Address(0)
 _OPS = {1: Op.BOOTREQUEST, 2: Op.BOOTREPLY}
 _MESSAGE_TYPES = {int(t): t for t in MessageType}
@@ -174,7 +175,7 @@ class DhcpPacket:
                 raise ValueError(f"chaddr is at most 16 bytes, got {len(self.chaddr)}")
             object.__setattr__(self, "chaddr", self.chaddr.ljust(16, b"\0"))
 
-    # -- generic access ------------------------------------------------------------------------------
+    # -- generic access ----------------------------------------------------------------------------
 
     def get(self, code: int) -> bytes | None:
         """The value of option ``code`` (all its RFC 3396 pieces joined), or None when absent."""
@@ -183,9 +184,9 @@ class DhcpPacket:
     def __contains__(self, code: int) -> bool:
         return code in self._index
 
-    def replace(self, **changes: object) -> DhcpPacket:
+    def replace(self, **changes: Any) -> DhcpPacket:
         """A copy with some fields changed (:func:`dataclasses.replace`)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
 
     def with_options(self, changes: Mapping[int, bytes | None]) -> DhcpPacket:
         """A copy with options set (in place when present, else appended) or removed (value None)."""
@@ -197,7 +198,7 @@ class DhcpPacket:
                 updated[code] = value
         return dataclasses.replace(self, options=tuple(updated.items()))
 
-    # -- header helpers -------------------------------------------------------------------------------
+    # -- header helpers ----------------------------------------------------------------------------
 
     @property
     def mac(self) -> MacAddress | None:
@@ -211,7 +212,7 @@ class DhcpPacket:
         """True when the client asked for a broadcast reply (OVMF does; it cannot take unicast yet)."""
         return bool(self.flags & BROADCAST_FLAG)
 
-    # -- typed option helpers: None when absent or malformed, never an exception -----------------------
+    # -- typed option helpers: None when absent or malformed, never an exception -------------------
 
     @property
     def message_type(self) -> MessageType | None:
@@ -301,7 +302,7 @@ def _c_string(raw: bytes) -> bytes:
     return raw if end < 0 else raw[:end]
 
 
-# -- decode -----------------------------------------------------------------------------------------------
+# -- decode ----------------------------------------------------------------------------------------
 
 
 def decode(data: bytes) -> DhcpPacket:
@@ -317,7 +318,7 @@ def decode(data: bytes) -> DhcpPacket:
     if size < _FIXED_LEN:
         raise DecodeError(f"truncated DHCP header: {size} bytes, need at least {_FIXED_LEN}")
     if size < _OPTIONS_AT:
-        raise DecodeError(f"no magic cookie: packet ends at {size} bytes, inside the cookie")
+        raise DecodeError(f"no magic cookie: packet is {size} bytes, the cookie ends at {_OPTIONS_AT}")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr,
      chaddr, sname, file, cookie) = _HEADER.unpack_from(data)  # fmt: skip
     if cookie != MAGIC_COOKIE:
@@ -377,7 +378,7 @@ def _overload_fields(value: bytes) -> int:
     return value[0]
 
 
-# -- encode -----------------------------------------------------------------------------------------------
+# -- encode ----------------------------------------------------------------------------------------
 
 
 def encode(packet: DhcpPacket, *, max_size: int = MIN_MAX_SIZE) -> bytes:
@@ -485,7 +486,7 @@ def _overload(options: Options, room: int, *, sname: bytes, file: bytes) -> tupl
     return main, fields[_OVERLOAD_SNAME], fields[_OVERLOAD_FILE]
 
 
-# -- option value helpers ---------------------------------------------------------------------------------
+# -- option value helpers --------------------------------------------------------------------------
 
 
 def pack_ips(*addresses: IPv4Address) -> bytes:

@@ -105,7 +105,7 @@ _BOOT_ITEM = struct.Struct("!HH")
 _FEATURE_CODES = range(16, 80)
 
 
-# -- client identification ------------------------------------------------------------------------------
+# -- client identification -------------------------------------------------------------------------
 
 
 def parse_client_arch(data: bytes) -> tuple[int, ...]:
@@ -137,9 +137,10 @@ def parse_uuid(data: bytes) -> uuid.UUID | None:
     The GUID is mixed-endian, like SMBIOS 2.6+ and EFI GUIDs: the first three fields are little-endian.
     OVMF copies the SMBIOS bytes as they are, and iPXE deliberately converts to this order, so
     ``UUID(bytes_le=...)`` gives the value the admin sees in dmidecode, the BIOS setup and ``qemu -uuid``.
-    (pxelinux's ``pxelinux.cfg/<uuid>`` lookup prints the raw bytes instead and differs in the first
-    three fields.) The all-zero and all-ones GUIDs mean "not set" in SMBIOS and cannot identify a machine,
-    so they give None; QEMU sends all zeros unless started with ``-uuid``.
+    A tool that prints the 16 bytes in wire order shows the first three fields byte-swapped.
+
+    The all-zero and all-ones GUIDs mean "not set" in SMBIOS and cannot identify a machine, so they give
+    None; QEMU sends all zeros unless started with ``-uuid``.
     """
     if len(data) != 17 or data[0] != 0:
         raise DecodeError(f"option 97 must be 17 bytes, type 0 and a GUID; got {len(data)}: {data[:4].hex()}")
@@ -168,7 +169,7 @@ def parse_user_class(data: bytes) -> tuple[str, ...]:
     return tuple(names)
 
 
-# -- encapsulated options (43, 175) ------------------------------------------------------------------------
+# -- encapsulated options (43, 175) ----------------------------------------------------------------
 
 
 def parse_encapsulated(data: bytes) -> dict[int, bytes]:
@@ -215,12 +216,12 @@ def encode_encapsulated(suboptions: Mapping[int, bytes], *, end: bool = True) ->
     return bytes(out)
 
 
-# -- PXE option 43 -----------------------------------------------------------------------------------------
+# -- PXE option 43 ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class BootMenuEntry:
-    """One PXE boot menu entry, shown by firmware that honours option 43 menus (PXE 2.1 sections 2.2.6).
+    """One PXE boot menu entry, for firmware that honours option 43 menus (PXE 2.1, sub-options 8-10).
 
     ``server_type`` 0 means "boot from local disk" to PXE clients; 0x8000-0xFFFE are for vendors, so
     netboot's own entry uses 0x8000. ``timeout`` is seconds before the entry is chosen (0: at once,
@@ -270,7 +271,7 @@ def parse_boot_item(option43: bytes) -> tuple[int, int] | None:
     return int(server_type), int(layer)
 
 
-# -- iPXE ----------------------------------------------------------------------------------------------------
+# -- iPXE ------------------------------------------------------------------------------------------
 
 
 def is_ipxe(user_classes: Iterable[str], opt175: bytes | None) -> bool:

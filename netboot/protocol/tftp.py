@@ -257,7 +257,8 @@ def negotiate(options: Options, size: int, limits: Limits) -> Negotiation:
         if name == "blksize" and (asked := _number(value, MIN_BLKSIZE, 10**10)) is not None:
             blksize = max(MIN_BLKSIZE, min(asked, MAX_BLKSIZE, limits.max_blksize))
             accepted.append((name, str(blksize)))
-        elif name == "tsize" and _number(value, 0, 10**10) is not None:
+        elif name == "tsize" and size > 0 and _number(value, 0, 10**10) is not None:
+            # Omitted for empty content: curl treats "tsize 0" in an OACK as illegal and aborts.
             accepted.append((name, str(size)))
         elif name == "timeout" and (seconds := _number(value, MIN_TIMEOUT, MAX_TIMEOUT)) is not None:
             timeout = float(seconds)

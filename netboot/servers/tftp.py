@@ -350,7 +350,7 @@ class TftpServer:
             self._reply_error(addr, local, ErrorCode.ILLEGAL_OPERATION, "expected a read request")
 
     def _start(self, request: ReadRequest, addr: Address, local: str | None, now: float) -> None:
-        if self._is_retransmitted_request(request, addr):
+        if self._is_retransmitted_request(request, addr, now):
             return  # our own retransmission timer answers it; a second transfer would only collide
         if request.mode not in ("octet", "netascii"):
             self._refuse(request, addr, local, ErrorCode.ILLEGAL_OPERATION,
@@ -378,9 +378,15 @@ class TftpServer:
         self._send(active, transfer.start(now))
         self._schedule(active)
 
-    def _is_retransmitted_request(self, request: ReadRequest, addr: Address) -> bool:
-        """Same client port, same request, and that transfer has not moved yet: the client is retrying."""
+    def _is_retransmitted_request(self, request: ReadRequest, addr: Address, now: float) -> bool:
+        """Same client port, same request, and that transfer has not moved yet: the client is retrying.
+
+        The old transfer's socket is drained first: pxelinux sends every RRQ from one port, and its final
+        ACK for the previous file may still be queued when the next request is read.
+        """
         active = self._by_client.get(addr)
+        if active is not None and not active.closed:
+            self._on_transfer(active, now)
         return (
             active is not None
             and not active.closed

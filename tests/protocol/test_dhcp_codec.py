@@ -190,7 +190,7 @@ def test_debian_installer_pads_after_end() -> None:
     assert Opt.CLIENT_ARCH not in decode(data)
 
 
-# -- golden bytes -------------------------------------------------------------------------------------------
+# -- golden bytes ----------------------------------------------------------------------------------
 
 
 def small_offer() -> DhcpPacket:
@@ -211,18 +211,22 @@ def small_offer() -> DhcpPacket:
 
 def test_golden_offer_bytes() -> None:
     expected = bytes.fromhex(
-        "02 01 06 00"  # op htype hlen hops
-        "12345678"  # xid
-        "0000 0000"  # secs flags
-        "00000000 0a000005 0a000001 00000000"  # ciaddr yiaddr siaddr giaddr
-        "525400123456" + "00" * 10  # chaddr
-        + "00" * 64  # sname
-        + "756e64696f6e6c792e6b707865" + "00" * (128 - 13)  # file "undionly.kpxe"
-        + "63825363"  # magic cookie
-        "350102"  # 53 OFFER
-        "3604 0a000001"  # 54 server id
-        "3304 00000e10"  # 51 lease 3600
-        "ff" + "00" * 44  # END, padding to 300 bytes
+        " ".join(
+            [
+                "02 01 06 00",  # op htype hlen hops
+                "12345678",  # xid
+                "0000 0000",  # secs flags
+                "00000000 0a000005 0a000001 00000000",  # ciaddr yiaddr siaddr giaddr
+                "525400123456" + "00" * 10,  # chaddr
+                "00" * 64,  # sname
+                "756e64696f6e6c792e6b707865" + "00" * (128 - 13),  # file "undionly.kpxe"
+                "63825363",  # magic cookie
+                "350102",  # 53 OFFER
+                "3604 0a000001",  # 54 server id
+                "3304 00000e10",  # 51 lease 3600
+                "ff" + "00" * 44,  # END, padding to 300 bytes
+            ]
+        )
     )
     assert encode(small_offer()) == expected
     assert len(expected) == 300
@@ -239,7 +243,7 @@ def test_long_packet_is_not_padded() -> None:
     assert len(encode(packet, max_size=1500)) == 240 + 3 + 6 + 6 + 202 + 1
 
 
-# -- RFC 3396 long options and overload ------------------------------------------------------------------------
+# -- RFC 3396 long options and overload ------------------------------------------------------------
 
 
 def header(*, sname: bytes = b"", file: bytes = b"") -> bytes:
@@ -338,7 +342,7 @@ def test_encode_overload_uses_only_what_it_needs() -> None:
 
 
 def test_encode_overload_skips_a_used_file_field() -> None:
-    packet = DhcpPacket(file=b"ipxe.efi", options=big_options()[:2] + ((Opt.HOSTNAME, b"h" * 60),))
+    packet = DhcpPacket(file=b"ipxe.efi", options=(*big_options()[:2], (Opt.HOSTNAME, b"h" * 60)))
     wire = encode(packet)
     assert wire[243:246] == bytes.fromhex("340102")  # sname only
     assert decode(wire) == packet
@@ -362,7 +366,7 @@ def test_max_size_below_rfc_minimum_is_raised_to_576() -> None:
     assert encode(packet, max_size=300) == encode(packet, max_size=576)
 
 
-# -- bad input ------------------------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -430,7 +434,7 @@ def test_decode_accepts_bytearray_and_memoryview() -> None:
     assert decode(bytearray(data)) == decode(memoryview(data)) == decode(data)  # type: ignore[arg-type]
 
 
-# -- accessors and construction --------------------------------------------------------------------------------
+# -- accessors and construction --------------------------------------------------------------------
 
 
 def test_malformed_typed_options_give_none() -> None:
@@ -488,7 +492,8 @@ def test_encode_rejects_oversized_fields() -> None:
 
 
 def test_with_options_sets_in_place_appends_and_removes() -> None:
-    packet = small_offer().with_options({Opt.SERVER_ID: b"\x01\x02\x03\x04", 66: b"tftp", Opt.LEASE_TIME: None})
+    changes = {Opt.SERVER_ID: b"\x01\x02\x03\x04", 66: b"tftp", Opt.LEASE_TIME: None}
+    packet = small_offer().with_options(changes)
     assert [code for code, _ in packet.options] == [53, 54, 66]
     assert packet.server_id == IPv4Address("1.2.3.4")
     assert packet.replace(xid=7).xid == 7

@@ -40,7 +40,7 @@ def option(name: str, code: int) -> bytes:
     return value
 
 
-# -- option 93, 94, 97 ---------------------------------------------------------------------------------------
+# -- option 93, 94, 97 -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_client_ndi_wrong_length() -> None:
 
 def test_uuid_is_mixed_endian_like_smbios() -> None:
     # What `qemu -uuid 12345678-9abc-def0-1122-334455667788` puts in SMBIOS and on the wire.
-    wire = bytes.fromhex("00" "78563412" "bc9a" "f0de" "1122" "334455667788")
+    wire = bytes.fromhex("00 78563412 bc9a f0de 1122 334455667788")
     assert parse_uuid(wire) == uuid.UUID("12345678-9abc-def0-1122-334455667788")
 
 
@@ -100,7 +100,7 @@ def test_uuid_malformed(bad: bytes) -> None:
         parse_uuid(bad)
 
 
-# -- option 77 -------------------------------------------------------------------------------------------------
+# -- option 77 -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_user_class_from_real_ipxe() -> None:
         assert parse_user_class(option(name, Opt.USER_CLASS)) == ("iPXE",)
 
 
-# -- encapsulated options ------------------------------------------------------------------------------------
+# -- encapsulated options --------------------------------------------------------------------------
 
 
 def test_parse_ipxe_175_from_bios_rom() -> None:
@@ -210,7 +210,7 @@ def test_encode_encapsulated() -> None:
             encode_encapsulated({code: b"x"})
 
 
-# -- server-side encoders ----------------------------------------------------------------------------------------
+# -- server-side encoders --------------------------------------------------------------------------
 
 
 def test_ipxe_no_pxedhcp_matches_dnsmasq() -> None:
@@ -237,5 +237,5 @@ def test_boot_item_round_trip() -> None:
     assert option43 == bytes.fromhex("060108 4704 80000000 ff")
     assert parse_boot_item(option43) == (0x8000, 0)
     assert parse_boot_item(b"\x06\x01\x08\xff") is None
-    with pytest.raises(DecodeError, match="43.71"):
+    with pytest.raises(DecodeError, match=r"43\.71"):
         parse_boot_item(b"\x47\x02\x80\x00")

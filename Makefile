@@ -1,0 +1,35 @@
+# netboot: `make run` sets up and serves with the sample configuration; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= $(CURDIR)/.data
+CONFIG ?= $(CURDIR)/netboot.yaml
+
+.PHONY: run test venv deps-run deps-test lint typecheck clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps-run:
+	scripts/install-deps.sh run
+
+deps-test:
+	scripts/install-deps.sh test
+
+run: deps-run venv
+	$(VENV)/bin/netboot serve --config $(CONFIG) --data-dir $(DATA)
+
+lint: venv
+	$(VENV)/bin/ruff check netboot tests
+	$(VENV)/bin/mypy netboot
+
+test: deps-test venv lint
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .data build dist *.egg-info

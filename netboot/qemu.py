@@ -1,0 +1,84 @@
+"""QEMU command lines for network-booting VMs: SeaBIOS + iPXE ROM, OVMF PXE, OVMF HTTP Boot.
+
+Used by ``netboot lab`` and by the firmware tests. KVM is used only when ``/dev/kvm`` can really run a
+guest (checked by starting one); otherwise TCG, which is slow but works everywhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+FIRMWARES = ("bios", "uefi", "uefi-http")
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    mac: str
+    tap: str
+    firmware: str = "bios"
+    memory_mb: int = 1024
+    disk: Path | None = None
+    serial_log: Path | None = None
+    #: directory for per-VM files (a writable copy of the OVMF variable store)
+    state_dir: Path | None = None
+
+
+def missing_firmware(firmware: str) -> list[str]:
+    """Debian packages a firmware type needs that are not installed."""
+    missing = []
+    if shutil.which("qemu-system-x86_64") is None:
+        missing.append("qemu-system-x86")
+    if firmware == "bios" and not Path("/usr/share/qemu/pxe-e1000.rom").exists():
+        missing.append("ipxe-qemu")
+    if firmware.startswith("uefi") and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
+        missing.append("ovmf")
+    return missing
+
+
+def kvm_usable() -> bool:
+    """True when /dev/kvm can run a guest (it exists but fails on some hosts, e.g. PVM-backed ones)."""
+    if not Path("/dev/kvm").exists() or shutil.which("qemu-system-x86_64") is None:
+        return False
+    try:
+        result = subprocess.run(
+            ["qemu-system-x86_64", "-accel", "kvm", "-machine", "none", "-display", "none", "-S",
+             "-monitor", "none", "-serial", "none", "-no-user-config", "-nodefaults", "-daemonize",
+             "-pidfile", "/dev/null"],
+            capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
+    """The qemu-system-x86_64 argv for ``spec``: no display, serial to a file, network boot first."""
+    cmd = ["qemu-system-x86_64", "-name", spec.name, "-accel", accel, "-m", str(spec.memory_mb),
+           "-display", "none", "-no-user-config", "-nodefaults", "-vga", "std",
+           "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no"]
+    cmd += ["-serial", f"file:{spec.serial_log}" if spec.serial_log else "null"]
+    if spec.firmware == "bios":
+        cmd += ["-device", f"e1000,netdev=net0,mac={spec.mac},bootindex=1"]
+    else:
+        if spec.state_dir is None:
+            raise ValueError("UEFI VMs need a state_dir for their variable store")
+        spec.state_dir.mkdir(parents=True, exist_ok=True)
+        vars_copy = spec.state_dir / f"{spec.name}-OVMF_VARS.fd"
+        if not vars_copy.exists():
+            shutil.copyfile(OVMF_VARS, vars_copy)
+        cmd += ["-machine", "q35",
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+                # romfile= empty: OVMF's own PXE/HTTP client, not the NIC's iPXE ROM
+                "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac},romfile=,bootindex=1"]
+        if spec.firmware == "uefi-http":
+            cmd += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+                    "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+    if spec.disk is not None:
+        cmd += ["-drive", f"file={spec.disk},if=virtio,format=qcow2"]
+    return cmd

@@ -1,0 +1,247 @@
+"""THE one context builder: what a template can see, and which value wins.
+
+Every template (answer files and boot scripts) gets the same shape, built here and nowhere else:
+
+``server``   facts about this netboot server (``ip``, ``http_port``, ``http_base``, ``tftp_server``,
+             ``domain``). Read-only facts; not overridable.
+``vars``     the merged variables, lowest precedence first:
+             1. site defaults: ``ServerFacts.variables`` (from the daemon config) plus ``domain``
+             2. the profile's ``variables``, its ancestors' first (a child overrides its parent)
+             3. the matching group's ``variables``
+             4. the system's own ``variables``
+             Mappings merge key by key at every depth; any other value (lists too) is replaced whole.
+``system``   the machine: ``mac`` (``52:54:00:12:34:56``), ``mac_hex``, ``mac_dashed``, ``pxelinux``,
+             ``hostname`` (``netboot-<mac_hex>`` when unset), ``domain`` (= ``vars.domain``), ``fqdn``,
+             ``ip``, ``token``, ``arch``, ``uuid``, ``labels``, ``profile``, ``state``. None for the menu
+             of an unknown machine.
+``profile``  ``name``, ``kind``, ``description``, ``lineage`` (None without a profile).
+``group``    ``name``, ``description`` of the matching group, or None.
+``urls``     ``boot_script``, ``answer`` (file -> URL with token), ``answer_dir``, ``nocloud_seed``,
+             ``done`` (the completion callback), ``files`` (the profile's ``/files/<profile>/``).
+``boot``     for installer profiles: ``kernel`` and ``initrds`` (each ``url``, ``name``, ``local``,
+             ``grub``), ``args`` (profile ``cmdline`` then the kind's unattended arguments), ``cmdline``
+             (``args`` joined), ``format`` (``linux``/``multiboot``); None otherwise.
+
+Variables are namespaced under ``vars`` (not top level) so a variable can never shadow ``system`` or
+``urls``, and a typo is an error rather than a silently different name. Everything is copied into plain
+dicts, lists and scalars: templates see data, never live objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from netboot.inventory import System
+from netboot.mac import MacAddress
+from netboot.profiles import FileSource, Group, Profile
+from netboot.render import urls
+from netboot.render.errors import RenderError
+from netboot.render.kinds import InstallerUrls, installer_args
+
+_BAD_IDENT = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def _is_regular_file(path: Path) -> bool:
+    return path.is_file()
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What templates and URL builders need to know about this server.
+
+    ``http_base`` defaults to ``http://<server_ip>[:<http_port>]`` and ``tftp_server`` to ``server_ip``.
+    ``variables`` are site-wide defaults, the lowest layer of ``vars``. ``file_exists`` decides whether a
+    profile's local boot file is there (tests pass a fake, so goldens do not depend on installed packages).
+    """
+
+    server_ip: str
+    http_port: int = 80
+    http_base: str = ""
+    tftp_server: str = ""
+    domain: str | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    file_exists: Callable[[Path], bool] = field(default=_is_regular_file, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.http_base:
+            host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
+            port = "" if self.http_port == 80 else f":{self.http_port}"
+            object.__setattr__(self, "http_base", f"http://{host}{port}")
+        object.__setattr__(self, "http_base", self.http_base.rstrip("/"))
+        if not self.tftp_server:
+            object.__setattr__(self, "tftp_server", self.server_ip)
+
+    # URL builders (the one implementation lives in netboot.render.urls)
+
+    def boot_script_url(self, mac: MacAddress | str, profile: str | None = None) -> str:
+        return urls.boot_script_url(self.http_base, mac, profile)
+
+    def answer_url(self, mac: MacAddress | str, file: str, token: str | None) -> str:
+        return urls.answer_url(self.http_base, mac, file, token)
+
+    def done_url(self, mac: MacAddress | str, token: str | None) -> str:
+        return urls.done_url(self.http_base, mac, token)
+
+    def files_url(self, profile: str, path: str) -> str:
+        return urls.files_url(self.http_base, profile, path)
+
+
+def plain(value: Any) -> Any:
+    """A deep copy made of dict, list, str, int, float, bool and None only (other scalars become str)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge at every depth, other values are replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_variables(
+    facts: ServerFacts, profile: Profile | None, group: Group | None, system: System | None
+) -> dict[str, Any]:
+    """The ``vars`` layer: site < profile (with parents) < group < system."""
+    site = plain(facts.variables)
+    if facts.domain:
+        site.setdefault("domain", facts.domain)
+    merged: dict[str, Any] = site
+    for layer in (
+        profile.variables if profile else None,
+        group.variables if group else None,
+        system.variables if system else None,
+    ):
+        if layer:
+            merged = deep_merge(merged, plain(layer))
+    return merged
+
+
+def _check_ident(system: System, name: str, value: str | None) -> None:
+    if value is not None and (not value or _BAD_IDENT.search(value)):
+        raise RenderError(f"system {system.mac}", None, f"{name} {value!r} is empty or has whitespace")
+
+
+def _system_context(system: System, variables: Mapping[str, Any]) -> dict[str, Any]:
+    _check_ident(system, "hostname", system.hostname)
+    _check_ident(system, "token", system.token)
+    hostname = system.hostname or f"netboot-{system.mac.hex}"
+    domain = variables.get("domain")
+    domain = domain if isinstance(domain, str) and domain else None
+    return {
+        "mac": system.mac.colon,
+        "mac_hex": system.mac.hex,
+        "mac_dashed": system.mac.colon.replace(":", "-"),
+        "pxelinux": system.mac.pxelinux,
+        "hostname": hostname,
+        "domain": domain,
+        "fqdn": f"{hostname}.{domain}" if domain and "." not in hostname else hostname,
+        "ip": str(system.ip) if isinstance(system.ip, IPv4Address | IPv6Address) else None,
+        "token": system.token,
+        "arch": system.arch,
+        "uuid": system.uuid,
+        "labels": plain(system.labels),
+        "profile": system.profile,
+        "state": system.state.value,
+    }
+
+
+def grub_path(url: str) -> str | None:
+    """``http://h:8080/p`` -> ``(http,h:8080)/p`` for GRUB's net device; None if GRUB cannot fetch it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "tftp") or not parts.netloc:
+        return None
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return f"({parts.scheme},{parts.netloc}){path}"
+
+
+def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> dict[str, Any]:
+    """Where a boot file is fetched from: served by us if the local file exists, else its URL."""
+    local = bool(source.path and profile.data_dir and facts.file_exists(profile.data_dir / source.path))
+    if local or not source.url:
+        assert source.path is not None
+        url = facts.files_url(profile.name, source.path)
+        present = local
+    else:
+        url = source.url
+        present = True
+    return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub_path(url)}
+
+
+def _boot_context(
+    facts: ServerFacts, profile: Profile, system: dict[str, Any], installer: InstallerUrls
+) -> dict[str, Any] | None:
+    if not profile.installs or profile.kernel is None:
+        return None
+    args = [*profile.cmdline, *installer_args(profile.kind, installer, system["hostname"], system["domain"])]
+    return {
+        "format": profile.kernel_type,
+        "kernel": resolve_source(facts, profile, profile.kernel),
+        "initrds": [resolve_source(facts, profile, s) for s in profile.initrds],
+        "args": args,
+        "cmdline": " ".join(args),
+    }
+
+
+def build_context(
+    facts: ServerFacts, profile: Profile | None, group: Group | None, system: System | None
+) -> dict[str, Any]:
+    """The template context for ``system`` installing ``profile`` as matched by ``group``."""
+    variables = merge_variables(facts, profile, group, system)
+    sys_ctx = _system_context(system, variables) if system else None
+    mac: MacAddress | str = system.mac if system else urls.IPXE_MAC
+    token = system.token if system else None
+    answer = {f: facts.answer_url(mac, f, token) for f in (profile.answer_files if profile else ())}
+    installer = InstallerUrls(
+        answer=answer,
+        answer_dir=urls.answer_dir_url(facts.http_base, mac),
+        nocloud_seed=urls.nocloud_seed_url(facts.http_base, mac, token) if system else "",
+    )
+    return {
+        "server": {
+            "ip": facts.server_ip,
+            "http_port": facts.http_port,
+            "http_base": facts.http_base,
+            "tftp_server": facts.tftp_server,
+            "domain": facts.domain,
+        },
+        "vars": variables,
+        "system": sys_ctx,
+        "profile": (
+            {
+                "name": profile.name,
+                "kind": profile.kind,
+                "description": profile.description,
+                "lineage": list(profile.lineage),
+            }
+            if profile
+            else None
+        ),
+        "group": {"name": group.name, "description": group.description} if group else None,
+        "urls": {
+            "boot_script": facts.boot_script_url(mac),
+            "answer": answer,
+            "answer_dir": installer.answer_dir,
+            "nocloud_seed": installer.nocloud_seed,
+            "done": facts.done_url(mac, token),
+            "files": f"{facts.http_base}/files/{profile.name}/" if profile else None,
+        },
+        "boot": _boot_context(facts, profile, sys_ctx, installer) if profile and sys_ctx else None,
+    }

@@ -1,0 +1,301 @@
+"""TftpServer on loopback, driven by a raw client: requests, TIDs, events, resolvers, timeouts, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from netboot.events import EventRecorder, MemorySink
+from netboot.protocol.tftp import Ack, Data, Error, OptionAck, ReadRequest, WriteRequest
+from netboot.servers.tftp import AccessDenied, ChainResolver, RootResolver, TftpServer
+from tests.tftp.client import RawClient, download_many
+from tests.tftp.conftest import FIXTURES, Running, ServerFactory, Tree, wait_for
+
+
+def test_plain_download_and_its_event(served: Running, tree: Tree) -> None:
+    with RawClient(served.address) as client:
+        data, accepted, tid = client.download("sub/inner.bin", {"blksize": "1468", "tsize": "0"})
+    assert data == tree.files["sub/inner.bin"]
+    assert accepted == {"blksize": "1468", "tsize": "70000"}
+    assert tid[0] == "127.0.0.1" and tid[1] != served.address[1]  # a new TID per transfer
+    assert wait_for(lambda: len(served.events()) == 1)
+    event = served.events()[0]
+    assert event.phase == "tftp" and event.client_ip == "127.0.0.1"
+    assert event.detail["outcome"] == "complete"
+    assert event.detail["file"] == "sub/inner.bin"
+    assert event.detail["bytes"] == 70000 and event.detail["size"] == 70000
+    assert event.detail["options"] == {"blksize": "1468", "tsize": "0"}
+    assert event.detail["negotiated"] == {"blksize": "1468", "tsize": "70000"}
+    assert event.detail["duration"] >= 0
+    assert served.server.active_transfers == 0
+
+
+def test_finished_transfer_is_logged_at_info(start_server: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="netboot.tftp")
+    run = start_server()
+    with RawClient(run.address) as client:
+        client.download("small.txt", {"blksize": "1024"})
+    assert wait_for(lambda: any("small.txt complete" in r.getMessage() for r in caplog.records))
+    line = next(r.getMessage() for r in caplog.records if "small.txt complete" in r.getMessage())
+    assert "127.0.0.1:" in line and "bytes=13/13" in line and "blksize=1024" in line and "duration=" in line
+
+
+def test_ovmf_probe_then_real_download(served: Running, tree: Tree) -> None:
+    """The captured OVMF requests, byte for byte: probe, ERROR 8, then windowsize 4 at blksize 1468."""
+    with RawClient(served.address) as probe:
+        probe.send((FIXTURES / "ovmf-probe.rrq").read_bytes())
+        packet, tid = probe.recv()
+        assert packet == OptionAck((("tsize", "1035264"), ("blksize", "1468"), ("windowsize", "4")))
+        probe.send(Error(8, "User aborted the transfer"), tid)
+    with RawClient(served.address) as real:
+        raw = (FIXTURES / "ovmf-real.rrq").read_bytes()
+        data, accepted, _ = real.download("ipxe.efi", raw_request=raw)
+    assert accepted == {"blksize": "1468", "windowsize": "4"}
+    assert data == tree.files["ipxe.efi"]
+    assert wait_for(lambda: len(served.events()) == 2)
+    first, second = sorted(served.events(), key=lambda e: e.time)
+    assert first.detail["outcome"] == "aborted" and first.detail["error_code"] == 8
+    assert "size probe" in first.summary
+    assert second.detail["outcome"] == "complete"
+
+
+def test_write_request_gets_error_2_and_nothing_is_written(served: Running, tree: Tree) -> None:
+    with RawClient(served.address) as client:
+        client.send(WriteRequest("upload.bin", "octet"))
+        packet, _ = client.recv()
+        assert isinstance(packet, Error) and packet.code == 2
+        client.send(Data(1, b"evil"))  # to the well-known port
+        packet, _ = client.recv()
+        assert isinstance(packet, Error) and packet.code == 4
+    assert not (tree.root / "upload.bin").exists()
+    assert wait_for(lambda: any(e.detail.get("error") == "write request" for e in served.events()))
+
+
+@pytest.mark.parametrize(("name", "code"), [("nope.bin", 1), ("sub", 2), ("../secret.txt", 2), ("out", 2),
+                                            ("fifo", 2)])
+def test_refused_requests(served: Running, name: str, code: int) -> None:
+    with RawClient(served.address) as client:
+        client.send(ReadRequest(name, "octet", (("tsize", "0"),)))
+        packet, addr = client.recv()
+    assert isinstance(packet, Error) and packet.code == code
+    assert addr == served.address
+    assert wait_for(lambda: len(served.events()) == 1)
+    assert served.events()[0].detail["outcome"] == "refused"
+    assert served.events()[0].detail["error_code"] == code
+
+
+@pytest.mark.parametrize("mode", ["mail", "binary", ""])
+def test_unsupported_mode(served: Running, mode: str) -> None:
+    with RawClient(served.address) as client:
+        client.send(ReadRequest("f.bin", mode))
+        packet, _ = client.recv()
+    assert isinstance(packet, Error) and packet.code == 4
+
+
+def test_netascii_mode_translates_line_ends(served: Running) -> None:
+    with RawClient(served.address) as client:
+        client.send(ReadRequest("small.txt", "netascii", (("tsize", "0"),)))
+        packet, tid = client.recv()
+        assert packet == OptionAck((("tsize", "16"),))
+        client.send(Ack(0), tid)
+        packet, _ = client.recv()
+    assert packet == Data(1, b"hello\r\nworld\r\0\r\n")
+
+
+def test_stranger_gets_error_5_and_transfer_completes(served: Running, tree: Tree) -> None:
+    with RawClient(served.address) as client, RawClient(served.address) as stranger:
+        client.send(ReadRequest("sub/inner.bin"))
+        packet, tid = client.recv()
+        assert packet == Data(1, tree.files["sub/inner.bin"][:512])
+        stranger.send(Ack(1), tid)
+        reply, source = stranger.recv()
+        assert reply == Error(5, "unknown transfer ID") and source == tid
+        stranger.send(b"\x00\x09garbage", tid)
+        assert isinstance(stranger.recv()[0], Error)
+        chunks, block = [packet.payload], 1
+        while len(chunks[-1]) == 512:
+            client.send(Ack(block), tid)
+            packet, _ = client.recv()
+            assert isinstance(packet, Data) and packet.block == block + 1
+            chunks.append(packet.payload)
+            block += 1
+        client.send(Ack(block), tid)
+    assert b"".join(chunks) == tree.files["sub/inner.bin"]
+    assert wait_for(lambda: served.events() and served.events()[0].detail["outcome"] == "complete")
+
+
+def test_retransmitted_request_does_not_start_a_second_transfer(served: Running) -> None:
+    with RawClient(served.address) as client:
+        request = ReadRequest("f.bin", "octet", (("blksize", "1468"),))
+        client.send(request)
+        client.send(request)
+        client.send(request)
+        _, tid = client.recv()
+        time.sleep(0.05)
+        assert served.server.active_transfers == 1
+        client.send(Error(0, "bye"), tid)
+    assert wait_for(lambda: served.server.active_transfers == 0)
+
+
+def test_silent_client_times_out_and_is_cleaned_up(start_server: ServerFactory) -> None:
+    run = start_server(timeout=0.05, max_timeout=0.1, retries=2)
+    with RawClient(run.address) as client:
+        client.send(ReadRequest("f.bin"))
+        seen = []
+        client.sock.settimeout(1.0)
+        try:
+            while True:
+                seen.append(client.recv()[0])
+        except TimeoutError:
+            pass
+    assert seen == [Data(1, seen[0].payload)] * 3  # first send and two retries  # type: ignore[union-attr]
+    assert wait_for(lambda: run.server.active_transfers == 0)
+    assert wait_for(lambda: bool(run.events()))
+    assert run.events()[0].detail["outcome"] == "timed-out"
+    assert run.events()[0].detail["retransmits"] == 2
+
+
+def test_max_blksize_clamps_what_clients_ask(start_server: ServerFactory) -> None:
+    run = start_server(max_blksize=1468)
+    with RawClient(run.address) as client:
+        data, accepted, _ = client.download("sub/inner.bin", {"blksize": "8192"})
+    assert accepted == {"blksize": "1468"}
+    assert len(data) == 70000
+
+
+def test_dynamic_content_first_then_root(start_server: ServerFactory, tree: Tree) -> None:
+    seen: list[tuple[str, tuple[str, int]]] = []
+
+    def render(name: str, client: tuple[str, int]) -> bytes | None:
+        seen.append((name, client))
+        if name.startswith("pxelinux.cfg/01-"):
+            return f"# for {client[0]} as {name}\nDEFAULT install\n".encode()
+        return None
+
+    run = start_server(ChainResolver(render, RootResolver(tree.root)))
+    with RawClient(run.address) as client:
+        data, accepted, _ = client.download("\\pxelinux.cfg\\01-52-54-00-e2-e0-01", {"tsize": "0"})
+        default, _, _ = client.download("/pxelinux.cfg/default")
+    assert data == b"# for 127.0.0.1 as pxelinux.cfg/01-52-54-00-e2-e0-01\nDEFAULT install\n"
+    assert accepted == {"tsize": str(len(data))}
+    assert default == tree.files["pxelinux.cfg/default"]
+    assert [name for name, _ in seen] == ["pxelinux.cfg/01-52-54-00-e2-e0-01", "pxelinux.cfg/default"]
+    assert not (tree.root / "pxelinux.cfg" / "01-52-54-00-e2-e0-01").exists()  # never written
+
+
+def test_dynamic_content_never_sees_refused_names(start_server: ServerFactory, tree: Tree) -> None:
+    seen: list[str] = []
+    run = start_server(ChainResolver(lambda name, client: seen.append(name) or None, RootResolver(tree.root)))
+    with RawClient(run.address) as client:
+        client.send(ReadRequest("../secret.txt"))
+        assert client.recv()[0] == Error(2, "access violation")
+    assert seen == []
+
+
+def test_resolver_crash_is_error_0_and_server_keeps_serving(start_server: ServerFactory, tree: Tree) -> None:
+    def render(name: str, client: tuple[str, int]) -> bytes | None:
+        if name == "boom":
+            raise RuntimeError("template exploded")
+        if name == "denied":
+            raise AccessDenied("not for you")
+        return None
+
+    run = start_server(ChainResolver(render, RootResolver(tree.root)))
+    with RawClient(run.address) as client:
+        client.send(ReadRequest("boom"))
+        assert client.recv()[0] == Error(0, "internal error")
+        client.send(ReadRequest("denied"))
+        assert client.recv()[0] == Error(2, "access violation")
+        data, _, _ = client.download("small.txt")
+    assert data == tree.files["small.txt"]
+
+
+def test_hundreds_of_concurrent_clients(start_server: ServerFactory, tree: Tree) -> None:
+    run = start_server()
+    names = ["sub/inner.bin", "small.txt", "exact.bin", "pxelinux.cfg/default"] * 75
+    results = download_many(run.address, names, deadline=60)
+    for name, result in zip(names, results, strict=True):
+        assert result == tree.files[name], (name, result if isinstance(result, str) else len(result))
+    assert wait_for(lambda: len(run.events()) == 300)
+    assert {e.detail["outcome"] for e in run.events()} == {"complete"}
+    assert threading.active_count() < 20  # no thread per client
+
+
+def test_shutdown_is_prompt_and_tells_clients(tree: Tree) -> None:
+    sink = MemorySink()
+    server = TftpServer(("127.0.0.1", 0), RootResolver(tree.root), EventRecorder(sink), timeout=5.0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with RawClient(server.server_address) as client:
+            client.send(ReadRequest("f.bin"))
+            _, tid = client.recv()
+            started = time.monotonic()
+            server.shutdown()
+            assert time.monotonic() - started < 1.0
+            assert not thread.is_alive() or (thread.join(1) is None and not thread.is_alive())
+            packet, source = client.recv()
+            assert packet == Error(0, "server shutting down") and source == tid
+        assert sink.events[0].detail["outcome"] == "failed"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.close()
+
+
+def test_shutdown_before_serving_and_close_are_idempotent(tree: Tree) -> None:
+    server = TftpServer(("127.0.0.1", 0), RootResolver(tree.root), EventRecorder(MemorySink()))
+    server.shutdown()
+    server.serve_forever()  # returns at once
+    server.close()
+    server.close()
+    with pytest.raises(RuntimeError):
+        server.serve_forever()
+
+
+def test_recorder_failure_does_not_stop_serving(tree: Tree) -> None:
+    class Broken:
+        def write(self, event: object) -> None:
+            raise OSError("database is gone")
+
+    with TftpServer(("127.0.0.1", 0), RootResolver(tree.root), EventRecorder(Broken())) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with RawClient(server.server_address) as client:
+                assert client.download("small.txt")[0] == tree.files["small.txt"]
+                assert client.download("small.txt")[0] == tree.files["small.txt"]
+        finally:
+            server.shutdown()
+            thread.join(5)
+
+
+def test_ipv6_loopback(tree: Tree) -> None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    sink = MemorySink()
+    with TftpServer(("::1", 0), RootResolver(tree.root), EventRecorder(sink)) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.settimeout(3)
+            sock.sendto(b"\x00\x01small.txt\x00octet\x00", server.server_address)
+            data, addr = sock.recvfrom(1000)
+            sock.sendto(b"\x00\x04\x00\x01", addr)
+            sock.close()
+            assert data == b"\x00\x03\x00\x01" + Path(tree.root / "small.txt").read_bytes()
+            assert wait_for(lambda: bool(sink.events))
+            assert sink.events[0].client_ip == "::1"
+        finally:
+            server.shutdown()
+            thread.join(5)
