@@ -197,7 +197,7 @@ def _convert(doc: Located, path: str, value: Any, conv: Any) -> Any:
 def _section(doc: Located, path: str, data: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
     values = _check_keys(doc, path, data, schema)
     return {
-        key.replace("-", "_"): _convert(doc, f"{path}.{key}", value, schema[key])
+        key.replace("-", "_"): _convert(doc, f"{path}.{key}" if path else key, value, schema[key])
         for key, value in values.items()
     }
 
@@ -382,7 +382,15 @@ def apply_overrides(cfg: Config, ov: Overrides) -> Config:
     except ValueError as exc:
         raise ConfigError("--server-ip", str(exc)) from None
     if ov.dhcp_mode:
+        if ov.dhcp_mode not in DHCP_MODES:
+            raise ConfigError("--dhcp-mode", f"must be one of {', '.join(DHCP_MODES)}; got {ov.dhcp_mode!r}")
         dhcp = replace(dhcp, mode=ov.dhcp_mode)
+    for flag, port in (("--dhcp-port", ov.dhcp_port), ("--tftp-port", ov.tftp_port), ("--http-port", ov.http_port)):
+        if port is not None:
+            try:
+                _port(port)
+            except ValueError as exc:
+                raise ConfigError(flag, str(exc)) from None
     if ov.dhcp_range:
         try:
             first, last = _parse_range(ov.dhcp_range)

@@ -20,9 +20,9 @@ from netboot.boot.decide import BootContext
 from netboot.config import Config
 from netboot.dhcp.leases import LeasePool
 from netboot.dhcp.service import DhcpService, Ingress
+from netboot.fs import PathRefused, normalise
 from netboot.runtime import Runtime, build_runtime
 from netboot.servers.dhcp import DhcpServer
-from netboot.fs import PathRefused, normalise
 from netboot.servers.http import HttpServer
 from netboot.servers.tftp import (
     AccessDenied,

@@ -304,12 +304,12 @@ def _norm_uuid(text: str | None) -> str | None:
         return text.lower()
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """``over`` on top of ``base``; nested mappings merge, everything else (lists too) is replaced."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -624,7 +624,7 @@ class _Loader:
                 if key == "parent":
                     continue
                 if key == "variables":
-                    value = _deep_merge(merged.fields.get("variables", {}), value)
+                    value = deep_merge(merged.fields.get("variables", {}), value)
                 elif key in ("templates", "validate"):
                     value = {**merged.fields.get(key, {}), **value}
                     if key == "templates":

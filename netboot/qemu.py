@@ -34,7 +34,7 @@ def missing_firmware(firmware: str) -> list[str]:
     missing = []
     if shutil.which("qemu-system-x86_64") is None:
         missing.append("qemu-system-x86")
-    if firmware == "bios" and not Path("/usr/share/qemu/pxe-e1000.rom").exists():
+    if firmware == "bios" and not Path("/usr/lib/ipxe/qemu/efi-e1000.rom").exists():
         missing.append("ipxe-qemu")
     if firmware.startswith("uefi") and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
         missing.append("ovmf")

@@ -44,21 +44,42 @@ class Located:
         return SourceError(self.file, self.line(path), path or None, reason)
 
 
-def _walk(node: yaml.Node, path: str, lines: dict[str, int]) -> Any:
+_BASE60_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _scalar(node: yaml.Node, path: str, constructor: yaml.constructor.SafeConstructor) -> Any:
+    """The value of a scalar node, as ``yaml.safe_load`` would give it, except base-60 numbers.
+
+    YAML 1.1 reads an unquoted ``52:54:00:12:34:56`` (a MAC) or ``1:30`` as a base-60 number; YAML 1.2
+    dropped that, and an admin never means it: such scalars stay text. Unsupported tags and merge keys
+    (``<<``) become a :class:`SourceError` at their line instead of a traceback.
+    """
+    if (isinstance(node, yaml.ScalarNode) and node.tag in _BASE60_TAGS and node.style is None
+            and ":" in node.value):
+        return node.value
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SourceError("", node.start_mark.line + 1, path or None, f"unsupported YAML: {problem}") from None
+
+
+def _walk(node: yaml.Node, path: str, lines: dict[str, int], constructor: yaml.constructor.SafeConstructor) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(yaml.safe_load(yaml.serialize(key_node)))
+            key = str(_scalar(key_node, path, constructor))
             child = f"{path}.{key}" if path else key
             if key in out:
                 raise SourceError("", key_node.start_mark.line + 1, child, "duplicate key")
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, child, lines)
+            out[key] = _walk(value_node, child, lines, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, f"{path}.{i}" if path else str(i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        return [_walk(item, f"{path}.{i}" if path else str(i), lines, constructor)
+                for i, item in enumerate(node.value)]
+    return _scalar(node, path, constructor)
 
 
 def loads(text: str, file: str = "<string>") -> Located:
@@ -75,7 +96,7 @@ def loads(text: str, file: str = "<string>") -> Located:
     if node is None:
         return Located(file, {}, lines)
     try:
-        data = _walk(node, "", lines)
+        data = _walk(node, "", lines, yaml.constructor.SafeConstructor())
     except SourceError as exc:
         raise SourceError(file, exc.line, exc.key, exc.reason) from None
     return Located(file, data, lines)

@@ -65,6 +65,18 @@ def _option(packet: DhcpPacket, code: int, parse: Callable[[bytes], T], absent: 
         return absent
 
 
+def _vendor_arch(vendor: str | None) -> int | None:
+    """The arch field of ``PXEClient:Arch:00007:UNDI:003000`` (PXE 2.1) or ``HTTPClient:Arch:00016:...``."""
+    if vendor is None:
+        return None
+    fields = vendor.split(":")
+    if len(fields) >= 3 and fields[0] in ("PXEClient", "HTTPClient") and fields[1] == "Arch":
+        digits = fields[2]
+        if digits.isascii() and digits.isdigit() and len(digits) <= 5:
+            return int(digits)
+    return None
+
+
 def classify(packet: DhcpPacket) -> BootRequest | None:
     """Describe the client behind ``packet``; None when it has no usable hardware address."""
     mac = packet.mac
@@ -72,7 +84,8 @@ def classify(packet: DhcpPacket) -> BootRequest | None:
         return None
     vendor = packet.vendor_class
     codes = _option(packet, Opt.CLIENT_ARCH, pxe.parse_client_arch, ())
-    code = codes[0] if codes else None
+    # option 93 first; when it is missing or malformed, the vendor class carries the same code
+    code = codes[0] if codes else _vendor_arch(vendor)
     arch_code = arch_from_code(code)
     vendor_pxe = vendor is not None and vendor.startswith("PXEClient")
     vendor_http = vendor is not None and vendor.startswith("HTTPClient")

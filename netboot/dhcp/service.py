@@ -62,6 +62,23 @@ class Outgoing:
 SeenHook = Callable[[BootRequest, float], None]
 
 
+#: Ethernet MTU: the largest reply we send, whatever a client's option 57 claims (OVMF claims 65280)
+MAX_REPLY_SIZE = 1500
+
+
+def encode_reply(reply: DhcpPacket, request: DhcpPacket) -> bytes:
+    """Encode within the client's stated maximum (at least RFC 2131's 576, at most the Ethernet MTU).
+
+    A reply that cannot fit 576 bytes (e.g. echoing a 255-byte client identifier, RFC 6842) is sent at
+    up to the MTU rather than not at all: every client we have seen accepts that.
+    """
+    limit = min(max(576, request.max_message_size or 576), MAX_REPLY_SIZE)
+    try:
+        return encode(reply, max_size=limit)
+    except ValueError:
+        return encode(reply, max_size=MAX_REPLY_SIZE)
+
+
 class DhcpService:
     """Handles one decoded request at a time; owned by the single DHCP thread."""
 
@@ -131,7 +148,7 @@ class DhcpService:
             dest = (str(packet.ciaddr) if packet.ciaddr != ZERO else ingress.src[0], ingress.src[1])
             if packet.ciaddr != ZERO:
                 self._recorder.learn(str(packet.ciaddr), request.mac)
-            return [Outgoing(encode(reply), dest, ingress.ifindex)]
+            return [Outgoing(encode_reply(reply, packet), dest, ingress.ifindex)]
         return [self._route(reply, packet, ingress)]
 
     # ----------------------------------------------------------------------------------------- full mode
@@ -210,7 +227,7 @@ class DhcpService:
         options += self._network_options(network)
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=ZERO, file=b"", options=options)
         dest = str(packet.ciaddr) if packet.ciaddr != ZERO else ingress.src[0]
-        return [Outgoing(encode(reply), (dest, self._client_port), ingress.ifindex)]
+        return [Outgoing(encode_reply(reply, packet), (dest, self._client_port), ingress.ifindex)]
 
     def _nak(self, packet: DhcpPacket, ingress: Ingress, why: str) -> Outgoing:
         log.info("%s: NAK (%s)", packet.mac, why)
@@ -218,9 +235,10 @@ class DhcpService:
                    (Opt.MESSAGE, why.encode())]
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=ZERO, file=b"", options=options)
         reply = replace(reply, flags=reply.flags | 0x8000 if packet.giaddr != ZERO else reply.flags)
+        data = encode_reply(reply, packet)
         if packet.giaddr != ZERO:
-            return Outgoing(encode(reply), (str(packet.giaddr), self._server_port), ingress.ifindex)
-        return Outgoing(encode(reply), (str(BROADCAST), self._client_port), ingress.ifindex)
+            return Outgoing(data, (str(packet.giaddr), self._server_port), ingress.ifindex)
+        return Outgoing(data, (str(BROADCAST), self._client_port), ingress.ifindex)
 
     def _lease_reply(self, packet: DhcpPacket, request: BootRequest, ingress: Ingress, network: IPv4Network,
                      kind: MessageType, ip: IPv4Address, now: float) -> DhcpPacket:
@@ -305,7 +323,7 @@ class DhcpService:
 
     def _route(self, reply: DhcpPacket, request: DhcpPacket, ingress: Ingress) -> Outgoing:
         """RFC 2131 4.1: relay, then ciaddr unicast, then broadcast flag, then unicast to yiaddr."""
-        data = encode(reply, max_size=max(576, request.max_message_size or 576))
+        data = encode_reply(reply, request)
         if request.giaddr != ZERO:
             return Outgoing(data, (str(request.giaddr), self._server_port), ingress.ifindex)
         if request.ciaddr != ZERO:

@@ -20,7 +20,8 @@ Every template (answer files and boot scripts) gets the same shape, built here a
              ``done`` (the completion callback), ``files`` (the profile's ``/files/<profile>/``).
 ``boot``     for installer profiles: ``kernel`` and ``initrds`` (each ``url``, ``name``, ``local``,
              ``grub``), ``args`` (profile ``cmdline`` then the kind's unattended arguments), ``cmdline``
-             (``args`` joined), ``format`` (``linux``/``multiboot``); None otherwise.
+             (``args`` joined), ``format`` (``linux``/``multiboot``), ``grub_ready`` (GRUB can fetch
+             every file); None otherwise.
 
 Variables are namespaced under ``vars`` (not top level) so a variable can never shadow ``system`` or
 ``urls``, and a typo is an error rather than a silently different name. Everything is copied into plain
@@ -39,7 +40,7 @@ from urllib.parse import urlsplit
 
 from netboot.inventory import System
 from netboot.mac import MacAddress
-from netboot.profiles import FileSource, Group, Profile
+from netboot.profiles import FileSource, Group, Profile, deep_merge
 from netboot.render import urls
 from netboot.render.errors import RenderError
 from netboot.render.kinds import InstallerUrls, installer_args
@@ -101,17 +102,6 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``: mappings merge at every depth, other values are replaced."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def merge_variables(
@@ -190,13 +180,16 @@ def _boot_context(
 ) -> dict[str, Any] | None:
     if not profile.installs or profile.kernel is None:
         return None
-    args = [*profile.cmdline, *installer_args(profile.kind, installer, system["hostname"], system["domain"])]
+    args = installer_args(profile.kind, installer, system["hostname"], system["domain"], profile.cmdline)
+    kernel = resolve_source(facts, profile, profile.kernel)
+    initrds = [resolve_source(facts, profile, s) for s in profile.initrds]
     return {
         "format": profile.kernel_type,
-        "kernel": resolve_source(facts, profile, profile.kernel),
-        "initrds": [resolve_source(facts, profile, s) for s in profile.initrds],
+        "kernel": kernel,
+        "initrds": initrds,
         "args": args,
         "cmdline": " ".join(args),
+        "grub_ready": all(f["grub"] is not None for f in [kernel, *initrds]),
     }
 
 

@@ -24,6 +24,7 @@ from netboot.render.context import ServerFacts, build_context
 from netboot.render.environment import NetbootSandbox, make_environment
 from netboot.render.errors import RenderError, UnknownAnswerFile
 from netboot.render.kinds import BOOT_KINDS, DECISIONS, KINDS
+from netboot.render.urls import IPXE_MAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ def render_boot_script(
             {
                 "name": p.name,
                 "description": p.description or p.name,
-                "boot_script": facts.boot_script_url(system.mac if system else "${net0/mac}", p.name),
+                "boot_script": facts.boot_script_url(system.mac if system else IPXE_MAC, p.name),
             }
             for p in profile_set.menu_profiles()
         ]

@@ -12,13 +12,15 @@ that admins and machines typed (hostnames, labels, variables). So:
 * The loader reads only the profile's folder, its ancestors' folders and ``profiles/_snippets/``, and
   refuses any name (``..``, symlinks) whose real path leaves them.
 * Autoescape is off (these are text formats: kickstart, preseed, YAML, shell) except for ``*.xml.j2``
-  templates (AutoYaST), where it is on. Filters ``sh``, ``xml`` and ``grub`` quote for the other formats.
+  templates (AutoYaST), where it is on. Filters ``sh``, ``json`` (YAML), ``xml`` and ``grub`` quote for the
+  other formats.
 
 Templates come only from files: data is passed in as context and never compiled.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -132,6 +134,14 @@ def xml_quote(value: Any) -> str:
     return xml_escape(str(value), {'"': "&quot;", "'": "&apos;"})
 
 
+def json_value(value: Any) -> str:
+    """A JSON literal, which is also a YAML flow value: data cannot change a YAML document's structure.
+
+    Unlike Jinja's ``tojson`` it does not HTML-escape quotes and ``<>&``, so the YAML stays readable.
+    """
+    return json.dumps(value, ensure_ascii=True)
+
+
 def grub_quote(value: Any) -> str:
     """Quote one word for grub.cfg (``;``, ``&``, ``$`` and spaces are special there)."""
     text = str(value)
@@ -158,4 +168,5 @@ def make_environment(search_path: Sequence[Path]) -> NetbootSandbox:
     env.filters["sh"] = sh_quote
     env.filters["xml"] = xml_quote
     env.filters["grub"] = grub_quote
+    env.filters["json"] = json_value
     return env

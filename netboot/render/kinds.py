@@ -11,7 +11,7 @@ This module imports nothing from netboot so that :mod:`netboot.profiles` can con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 #: Content types: text/plain everywhere except XML, so browsers and curl show files as they are.
@@ -106,18 +106,23 @@ class InstallerUrls:
     nocloud_seed: str
 
 
-def installer_args(kind: str, urls: InstallerUrls, hostname: str | None, domain: str | None) -> list[str]:
-    """The kernel arguments that make ``kind``'s installer fetch its answer file and run unattended.
+def installer_args(
+    kind: str, urls: InstallerUrls, hostname: str | None, domain: str | None, base: Sequence[str] = ()
+) -> list[str]:
+    """The kernel command line: the profile's ``base`` arguments, then what makes ``kind``'s installer
+    fetch its answer file and run unattended.
 
     Hostname and domain go on the Debian command line because netcfg asks for them before the preseed is
     loaded; they are added only when they are plain DNS names, so data never adds kernel arguments.
+    Jumpstart's boot properties join a ``-B`` list already in ``base`` (Solaris reads one ``-B``).
     """
+    args = list(base)
     host = hostname if hostname and _HOSTNAME.match(hostname) else None
     dom = domain if domain and _DOMAIN.match(domain) else None
     if kind == "kickstart":
-        return [f"inst.ks={urls.answer['ks.cfg']}"]
-    if kind == "preseed":
-        args = [
+        args.append(f"inst.ks={urls.answer['ks.cfg']}")
+    elif kind == "preseed":
+        args += [
             "auto=true",
             "priority=critical",
             f"url={urls.answer['preseed.cfg']}",
@@ -128,12 +133,16 @@ def installer_args(kind: str, urls: InstallerUrls, hostname: str | None, domain:
             args.append(f"hostname={host}")
         if dom:
             args.append(f"domain={dom}")
-        return args
-    if kind == "autoinstall":
-        return ["autoinstall", f"ds=nocloud-net;s={urls.nocloud_seed}"]
-    if kind == "autoyast":
-        return [f"autoyast={urls.answer['autoinst.xml']}"]
-    if kind == "jumpstart":
+    elif kind == "autoinstall":
+        args += ["autoinstall", f"ds=nocloud-net;s={urls.nocloud_seed}"]
+    elif kind == "autoyast":
+        args.append(f"autoyast={urls.answer['autoinst.xml']}")
+    elif kind == "jumpstart":
         # Solaris appends rules/profile/sysidcfg to these directory URLs itself (see docs/profiles.md).
-        return ["-B", f"install_config={urls.answer_dir},sysid_config={urls.answer_dir}"]
-    return []
+        props = f"install_config={urls.answer_dir},sysid_config={urls.answer_dir}"
+        if "-B" in args[:-1]:
+            at = args.index("-B") + 1
+            args[at] = f"{args[at]},{props}"
+        else:
+            args += ["-B", props]
+    return args

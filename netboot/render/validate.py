@@ -4,7 +4,7 @@ Which validator checks what:
 
 =====================  ==========================================================================
 kickstart (ks.cfg)     ``ksvalidator`` from pykickstart, ``-v <validate.version>`` (default RHEL9)
-preseed                ``debconf-set-selections --checkonly`` (debconf), plus line shape
+preseed                ``debconf-set-selections --checkonly`` (debconf)
 autoinstall user-data  ``cloud-init schema --config-file``; YAML lines; the ``autoinstall`` section's
                        keys (version 1, known sections) checked here
 autoinstall meta-data  YAML mapping with ``instance-id``
@@ -65,9 +65,13 @@ def run_tool(argv: list[str], content: str, file: str, timeout: float) -> subpro
         path.write_text(content, encoding="utf-8")
         args = [str(path) if a == "{}" else a for a in argv]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": tmp}
-        return subprocess.run(
+        result = subprocess.run(
             args, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp, check=False
         )
+    # messages should name the file, not our temporary copy
+    result.stdout = result.stdout.replace(str(path), file)
+    result.stderr = result.stderr.replace(str(path), file)
+    return result
 
 
 def _tool_problems(
@@ -82,7 +86,8 @@ def _tool_problems(
     return parse(result.stdout + "\n" + result.stderr, result.returncode)
 
 
-_LINE = re.compile(r"\bline (\d+)")
+_LINE = re.compile(r"\bline (\d+)|^[^:\s]+: (\d+): ")
+_SEVERITY_PREFIX = re.compile(r"^(error|warning): ", re.IGNORECASE)
 
 
 def _lines_with_numbers(file: str, output: str, rc: int, tool: str, skip: tuple[str, ...]) -> list[Problem]:
@@ -91,11 +96,11 @@ def _lines_with_numbers(file: str, output: str, rc: int, tool: str, skip: tuple[
     paragraph: list[str] = []
 
     def flush() -> None:
-        text = " ".join(paragraph).strip()
+        text = _SEVERITY_PREFIX.sub("", " ".join(paragraph).strip())
         paragraph.clear()
         if text:
             m = _LINE.search(text)
-            problems.append(Problem(file, int(m.group(1)) if m else None, text))
+            problems.append(Problem(file, int(m.group(1) or m.group(2)) if m else None, text))
 
     for raw in output.splitlines():
         line = raw.strip()
@@ -137,41 +142,17 @@ def validate_kickstart(content: str, file: str, options: Mapping[str, str], time
 
 # ----------------------------------------------------------------------------------------- preseed
 
-_PRESEED_TYPES = ("string", "boolean", "select", "multiselect", "note", "password", "text", "title", "error")
-
-
 def validate_preseed(content: str, file: str, options: Mapping[str, str], timeout: float) -> list[Problem]:
-    problems = _preseed_shape(content, file)
+    """debconf-set-selections parses exactly what d-i's preseeding parses (``owner question type value``,
+    ``\\`` continuations) and reports unknown types and malformed lines with their numbers."""
     tool = find_tool("debconf-set-selections")
     if tool is None:
-        return problems + _missing(file, "debconf-set-selections", "apt-get install debconf")
+        return _missing(file, "debconf-set-selections", "apt-get install debconf")
 
     def parse(output: str, rc: int) -> list[Problem]:
         return _lines_with_numbers(file, output, rc, "debconf-set-selections", ())
 
-    return problems + _tool_problems([tool, "--checkonly", "{}"], content, file, timeout, parse)
-
-
-def _preseed_shape(content: str, file: str) -> list[Problem]:
-    """What debconf-set-selections accepts silently but d-i would not: a value type we do not know."""
-    problems: list[Problem] = []
-    lines = content.splitlines()
-    i = 0
-    while i < len(lines):
-        start, text = i + 1, lines[i]
-        while text.endswith("\\") and i + 1 < len(lines):
-            i += 1
-            text = text[:-1] + lines[i]
-        i += 1
-        stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        fields = stripped.split(None, 3)
-        if len(fields) < 3:
-            problems.append(Problem(file, start, f"expected 'owner question type value', got {stripped!r}"))
-        elif fields[2] not in _PRESEED_TYPES:
-            problems.append(Problem(file, start, f"unknown type {fields[2]!r} for {fields[1]}"))
-    return problems
+    return _tool_problems([tool, "--checkonly", "{}"], content, file, timeout, parse)
 
 
 # ------------------------------------------------------------------------------------- cloud-init

@@ -109,8 +109,9 @@ def test_traversal_corpus_is_refused(tree: Tree) -> None:
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("../secret.txt", "parent directory reference"), ("out", "outside the root"), ("sibling", "outside the root"),
-     ("sub", "is a directory"), ("fifo", "not a regular file"), ("x\0", "NUL in name")],
+    [("../secret.txt", "parent directory reference"), ("out", "outside the root"),
+     ("sibling", "outside the root"), ("sub", "is a directory"), ("fifo", "not a regular file"),
+     ("x\0", "NUL in name")],
 )
 def test_refusal_reasons_name_the_problem(tree: Tree, name: str, reason: str) -> None:
     with pytest.raises(PathRefused, match=reason):

@@ -91,7 +91,8 @@ def test_tftpy(served: Running, tree: Tree, tmp_path: Path, name: str, options: 
     assert out.read_bytes() == expected(tree, name)
 
 
-def test_block_number_wrap_with_atftp_window(start_server: ServerFactory, wrap_root: Path, tmp_path: Path) -> None:
+def test_block_number_wrap_with_atftp_window(start_server: ServerFactory, wrap_root: Path,
+                                             tmp_path: Path) -> None:
     atftp = need("atftp")
     run_ = start_server(RootResolver(wrap_root))
     out = tmp_path / "out"
@@ -102,7 +103,8 @@ def test_block_number_wrap_with_atftp_window(start_server: ServerFactory, wrap_r
     assert out.read_bytes() == (wrap_root / "wrap.bin").read_bytes()
 
 
-def test_block_number_wrap_with_curl_lock_step(start_server: ServerFactory, wrap_root: Path, tmp_path: Path) -> None:
+def test_block_number_wrap_with_curl_lock_step(start_server: ServerFactory, wrap_root: Path,
+                                               tmp_path: Path) -> None:
     curl = need("curl")
     run_ = start_server(RootResolver(wrap_root))
     out = tmp_path / "out"

@@ -35,7 +35,8 @@ def test_plain_download_and_its_event(served: Running, tree: Tree) -> None:
     assert served.server.active_transfers == 0
 
 
-def test_finished_transfer_is_logged_at_info(start_server: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+def test_finished_transfer_is_logged_at_info(start_server: ServerFactory,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="netboot.tftp")
     run = start_server()
     with RawClient(run.address) as client:

@@ -84,7 +84,8 @@ DATA = os.urandom(10 * 512 + 100)  # 11 blocks at 512
         ({"multicast": "", "utimeout": "1000", "rollover": "0"}, 512, 1, {}),
     ],
 )
-def test_negotiation(options: dict[str, str], blksize: int, windowsize: int, accepted: dict[str, str]) -> None:
+def test_negotiation(options: dict[str, str], blksize: int, windowsize: int,
+                     accepted: dict[str, str]) -> None:
     result = negotiate(tuple(options.items()), len(DATA), Limits())
     assert (result.blksize, result.windowsize, dict(result.accepted)) == (blksize, windowsize, accepted)
 

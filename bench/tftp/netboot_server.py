@@ -1,0 +1,37 @@
+"""Run netboot's TftpServer alone for the benchmark: ``netboot_server.py PORT ROOT`` on 127.0.0.1.
+
+SIGTERM stops it cleanly. Events go to a sink that drops them, so the run measures the transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from netboot.events import Event, EventRecorder  # noqa: E402
+from netboot.servers.tftp import RootResolver, TftpServer  # noqa: E402
+
+
+class NullSink:
+    def write(self, event: Event) -> None:
+        pass
+
+
+def main() -> None:
+    port, root = int(sys.argv[1]), Path(sys.argv[2])
+    logging.basicConfig(level=logging.WARNING, format="netboot-bench %(levelname)s %(message)s")
+    server = TftpServer(("127.0.0.1", port), RootResolver(root), EventRecorder(NullSink()))
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    signal.signal(signal.SIGINT, lambda *_: server.shutdown())
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Real firmware under QEMU (TCG) reaches netboot's per-MAC iPXE script, in full and in proxy mode.
+
+SeaBIOS with QEMU's iPXE e1000 ROM, and OVMF with ``virtio-net-pci,romfile=`` (OVMF's own PXE client,
+which then TFTPs ``ipxe.efi`` from netboot). In proxy mode dnsmasq is the network's DHCP server.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from netlab import Lab, wait_for_log
+from served import start_netboot
+
+from netboot.qemu import VmSpec, command, missing_firmware
+
+pytestmark = [pytest.mark.netns, pytest.mark.qemu]
+
+
+@pytest.mark.parametrize("mode", ["full", "proxy"])
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_firmware_reaches_boot_script(lab: Lab, tmp_path: Path, artifacts: Path, firmware: str, mode: str
+                                      ) -> None:
+    assert not missing_firmware(firmware), f"make test installs {missing_firmware(firmware)}"
+    srv = lab.host("srv", 1)
+    if mode == "proxy":
+        dns = lab.host("dnsmasq", 2)
+        dns.spawn(["dnsmasq", "-d", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping",
+                   f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h", f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
+                   "--log-dhcp"], log=artifacts / "dnsmasq.log")
+        served = start_netboot(lab, srv, artifacts, "--dhcp-mode", "proxy")
+    else:
+        served = start_netboot(lab, srv, artifacts, "--dhcp-mode", "full", "--dhcp-range",
+                               f"{lab.ip(100)}-{lab.ip(110)}")
+    mac = "52:54:00:5e:00:01" if firmware == "bios" else "52:54:00:5e:00:02"
+    spec = VmSpec(name=f"{firmware}-{mode}", mac=mac, tap=lab.tap(), firmware=firmware, memory_mb=256,
+                  serial_log=artifacts / "serial.log", state_dir=tmp_path)
+    started = time.monotonic()
+    lab.bridge.spawn(command(spec), log=artifacts / "qemu.log")
+    try:
+        log = wait_for_log(served.log, f"{mac} ({lab.net}.", 120)
+        log = served.wait_log("boot.ipxe -> ", 120)
+    except TimeoutError:
+        raise AssertionError(f"no boot.ipxe request; netboot log:\n{served.log_text()}") from None
+    elapsed = time.monotonic() - started
+    (artifacts / "elapsed.txt").write_text(f"{elapsed:.1f}\n")
+    assert f"{mac} (" in log and "boot.ipxe -> " in log
+    if firmware == "uefi":
+        assert "ipxe.efi complete" in log  # OVMF fetched iPXE over netboot's TFTP
+    if mode == "proxy":
+        assert "NAK" not in log and " to 10." not in log.split("netboot ready")[1].split("boot.ipxe")[0]
