@@ -35,7 +35,7 @@ def state_options(func: F) -> F:
                         help="State directory (database, TFTP root, files). Overrides the config file.")(func)
     func = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                         envvar="NETBOOT_CONFIG",
-                        help="YAML configuration file (see docs/configuration.md). [env: NETBOOT_CONFIG]")(func)
+                        help="YAML configuration file (docs/configuration.md). [env: NETBOOT_CONFIG]")(func)
     return func
 
 
@@ -69,7 +69,8 @@ def main() -> None:
 @state_options
 @click.option("--interface", "-i", "interfaces", multiple=True, metavar="IFACE",
               help="Serve DHCP only on this interface (repeatable). Default: every interface.")
-@click.option("--server-ip", metavar="IP", help="Address clients use to reach this server (next-server, URLs). "
+@click.option("--server-ip", metavar="IP",
+              help="Address clients use to reach this server (next-server, URLs). "
               "Default: the first served interface's address.")
 @click.option("--dhcp-mode", type=click.Choice(["proxy", "full", "off"]),
               help="proxy: boot info only, beside an existing DHCP server (ports 67+4011). full: netboot "
@@ -77,7 +78,8 @@ def main() -> None:
 @click.option("--dhcp-range", metavar="FIRST-LAST",
               help="Addresses to lease in full mode, e.g. 10.0.0.100-10.0.0.200; the subnet is taken from "
               "the interface unless dhcp.subnet is configured.")
-@click.option("--dhcp-port", type=click.IntRange(0, 65535), metavar="N", help="DHCP server port (default 67).")
+@click.option("--dhcp-port", type=click.IntRange(0, 65535), metavar="N",
+              help="DHCP server port (default 67).")
 @click.option("--tftp-port", type=click.IntRange(0, 65535), metavar="N", help="TFTP port (default 69).")
 @click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="HTTP port (default 8080).")
 @click.option("--profiles", type=click.Path(file_okay=False), metavar="DIR", help="Profiles directory.")

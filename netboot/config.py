@@ -287,16 +287,33 @@ def parse(doc: Located) -> Config:
         dhcp_vals["range_first"], dhcp_vals["range_last"] = dhcp_vals.pop("range")
     dhcp = replace(cfg.dhcp, reservations=reservations, **dhcp_vals)
 
-    ports = replace(cfg.ports, **_section(doc, "ports", raw.get("ports"), {"tftp": _port, "http": _port,
-                                                                          "dns": _port}))
+    ports = replace(
+        cfg.ports, **_section(doc, "ports", raw.get("ports"), {"tftp": _port, "http": _port, "dns": _port})
+    )
     services = _section(doc, "services", raw.get("services"), {"tftp": _bool, "http": _bool})
-    dns = replace(cfg.dns, **_section(doc, "dns", raw.get("dns"),
-                                      {"enabled": _bool, "domain": _str, "ttl": _positive}))
+    dns = replace(
+        cfg.dns, **_section(doc, "dns", raw.get("dns"), {"enabled": _bool, "domain": _str, "ttl": _positive})
+    )
     loaders = replace(cfg.loaders, **_section(doc, "loaders", raw.get("loaders"), _LOADER_SCHEMA))
-    log = replace(cfg.log, **_section(doc, "log", raw.get("log"), {
-        "level": lambda v: _choice(LOG_LEVELS)(str(v).upper()), "format": _choice(LOG_FORMATS)}))
-    cfg = replace(cfg, dhcp=dhcp, ports=ports, dns=dns, loaders=loaders, log=log,
-                  tftp_enabled=services.get("tftp", True), http_enabled=services.get("http", True))
+    log = replace(
+        cfg.log,
+        **_section(
+            doc,
+            "log",
+            raw.get("log"),
+            {"level": lambda v: _choice(LOG_LEVELS)(str(v).upper()), "format": _choice(LOG_FORMATS)},
+        ),
+    )
+    cfg = replace(
+        cfg,
+        dhcp=dhcp,
+        ports=ports,
+        dns=dns,
+        loaders=loaders,
+        log=log,
+        tftp_enabled=services.get("tftp", True),
+        http_enabled=services.get("http", True),
+    )
     cfg = _relative_to(cfg, Path(doc.file).resolve().parent)
     try:
         validate(cfg)
@@ -312,8 +329,13 @@ def _relative_to(cfg: Config, base: Path) -> Config:
         return base / path if path is not None and not path.is_absolute() else path
 
     loaders = replace(cfg.loaders, dir=fix(cfg.loaders.dir))
-    return replace(cfg, data_dir=fix(cfg.data_dir) or cfg.data_dir, profiles_dir=fix(cfg.profiles_dir),
-                   tftp_root=fix(cfg.tftp_root), loaders=loaders)
+    return replace(
+        cfg,
+        data_dir=fix(cfg.data_dir) or cfg.data_dir,
+        profiles_dir=fix(cfg.profiles_dir),
+        tftp_root=fix(cfg.tftp_root),
+        loaders=loaders,
+    )
 
 
 def load_config(path: Path | None) -> Config:
@@ -340,8 +362,11 @@ def validate(cfg: Config) -> None:
         if d.range_first is None or d.range_last is None:
             raise ConfigError("dhcp.range", "full DHCP mode needs an address range (FIRST-LAST)")
         if d.subnet is not None:
-            for key, addr in (("dhcp.range", d.range_first), ("dhcp.range", d.range_last),
-                              ("dhcp.router", d.router)):
+            for key, addr in (
+                ("dhcp.range", d.range_first),
+                ("dhcp.range", d.range_last),
+                ("dhcp.router", d.router),
+            ):
                 if addr is not None and addr not in d.subnet:
                     raise ConfigError(key, f"{addr} is outside subnet {d.subnet}")
             for res in d.reservations:
@@ -385,7 +410,11 @@ def apply_overrides(cfg: Config, ov: Overrides) -> Config:
         if ov.dhcp_mode not in DHCP_MODES:
             raise ConfigError("--dhcp-mode", f"must be one of {', '.join(DHCP_MODES)}; got {ov.dhcp_mode!r}")
         dhcp = replace(dhcp, mode=ov.dhcp_mode)
-    for flag, port in (("--dhcp-port", ov.dhcp_port), ("--tftp-port", ov.tftp_port), ("--http-port", ov.http_port)):
+    for flag, port in (
+        ("--dhcp-port", ov.dhcp_port),
+        ("--tftp-port", ov.tftp_port),
+        ("--http-port", ov.http_port),
+    ):
         if port is not None:
             try:
                 _port(port)
@@ -437,4 +466,3 @@ def config_keys() -> list[str]:
 
 def network_of(ip: IPv4Address, prefixlen: int) -> IPv4Network:
     return ipaddress.ip_network(f"{ip}/{prefixlen}", strict=False)  # type: ignore[return-value]
-

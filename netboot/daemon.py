@@ -90,7 +90,9 @@ def _boot_context_factory(runtime: Runtime) -> Any:
         ip = configured or ingress.local_ip
         ctx = cache.get(ip)
         if ctx is None:
-            ctx = BootContext(server_ip=ip, http_port=runtime.config.ports.http, loaders=runtime.loaders.by_arch)
+            ctx = BootContext(
+                server_ip=ip, http_port=runtime.config.ports.http, loaders=runtime.loaders.by_arch
+            )
             cache[ip] = ctx
         return ctx
 
@@ -100,8 +102,12 @@ def _boot_context_factory(runtime: Runtime) -> Any:
 def _seen_hook(runtime: Runtime) -> Any:
     def seen(request: BootRequest, now: float) -> None:
         try:
-            runtime.store.systems.seen(request.mac, arch=request.arch.value,
-                                       uuid=str(request.uuid) if request.uuid else None, now=now)
+            runtime.store.systems.seen(
+                request.mac,
+                arch=request.arch.value,
+                uuid=str(request.uuid) if request.uuid else None,
+                now=now,
+            )
         except Exception:
             log.exception("%s: could not record the machine as seen", request.mac)
 
@@ -115,13 +121,30 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
     if d.mode == "full":
         assert d.range_first is not None and d.range_last is not None
         excluded = [ip for ip in (runtime.server_ip, d.router) if ip is not None]
-        pool = LeasePool(d.range_first, d.range_last, lease_time=d.lease_time, repo=runtime.store.leases,
-                         reservations={r.mac: r.ip for r in d.reservations}, excluded=excluded)
-    service = DhcpService(d, boot_context=_boot_context_factory(runtime), recorder=runtime.recorder,
-                          pool=pool, on_boot_client=_seen_hook(runtime))
+        pool = LeasePool(
+            d.range_first,
+            d.range_last,
+            lease_time=d.lease_time,
+            repo=runtime.store.leases,
+            reservations={r.mac: r.ip for r in d.reservations},
+            excluded=excluded,
+        )
+    service = DhcpService(
+        d,
+        boot_context=_boot_context_factory(runtime),
+        recorder=runtime.recorder,
+        pool=pool,
+        on_boot_client=_seen_hook(runtime),
+    )
     bind = str(cfg.bind_ip or "0.0.0.0")
-    server = DhcpServer(service, bind_ip=bind, port=d.port, proxy_port=d.proxy_port,
-                        interfaces=cfg.interfaces, flush=runtime.store.leases.flush)
+    server = DhcpServer(
+        service,
+        bind_ip=bind,
+        port=d.port,
+        proxy_port=d.proxy_port,
+        interfaces=cfg.interfaces,
+        flush=runtime.store.leases.flush,
+    )
     extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"
 
@@ -184,8 +207,11 @@ def serve(config: Config) -> int:
     runtime = daemon.runtime
     log.info("%s", runtime.loaders.describe())
     if runtime.loaders.missing:
-        log.warning("clients of these types will get no boot answer: %s (install Debian's 'ipxe' package or "
-                    "set loaders.dir)", ", ".join(a.value for a in runtime.loaders.missing))
+        log.warning(
+            "clients of these types will get no boot answer: %s (install Debian's 'ipxe' package or "
+            "set loaders.dir)",
+            ", ".join(a.value for a in runtime.loaders.missing),
+        )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -194,8 +220,12 @@ def serve(config: Config) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     daemon.start()
-    log.info("netboot ready: %s; clients use server address %s; data in %s",
-             "; ".join(daemon.descriptions), runtime.server_ip or "(each interface's own)", config.data_dir)
+    log.info(
+        "netboot ready: %s; clients use server address %s; data in %s",
+        "; ".join(daemon.descriptions),
+        runtime.server_ip or "(each interface's own)",
+        config.data_dir,
+    )
     daemon.stop.wait()
     daemon.shutdown()
     log.info("netboot stopped")

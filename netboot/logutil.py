@@ -21,8 +21,9 @@ class RateLimited:
         now = time.monotonic()
         if now - self._window_start >= self._period:
             if self._suppressed:
-                self._logger.warning("... %d more like this suppressed in the last %.0f s", self._suppressed,
-                                     self._period)
+                self._logger.warning(
+                    "... %d more like this suppressed in the last %.0f s", self._suppressed, self._period
+                )
             self._window_start, self._sent, self._suppressed = now, 0, 0
         if self._sent < self._burst:
             self._sent += 1
@@ -49,8 +50,9 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                               "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

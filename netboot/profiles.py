@@ -581,7 +581,10 @@ class _Loader:
                 if raw is chain[0]:
                     choices = sorted(n for n in self.raws if n != raw.name)
                     self.err(
-                        raw.located, "parent", f"unknown parent {parent!r}{did_you_mean(parent, choices)}"
+                        raw.located,
+                        "parent",
+                        f"unknown parent {parent!r}{did_you_mean(parent, choices)}",
+                        key=False,
                     )
                 return None
             current = parent
@@ -600,7 +603,7 @@ class _Loader:
         if name == min(cycle):
             start = cycle.index(name)
             ring = [*cycle[start:], *cycle[:start], name]
-            self.err(self.raws[name].located, "parent", f"parent cycle: {' -> '.join(ring)}")
+            self.err(self.raws[name].located, "parent", f"parent cycle: {' -> '.join(ring)}", key=False)
         return name in cycle
 
     def build(self, name: str) -> Profile | None:
@@ -610,11 +613,16 @@ class _Loader:
         chain = self.lineage(name)
         if chain is None:
             if "parent" in raw.fields and raw.fields["parent"] in self.raws:
-                self.err(raw.located, "parent", f"not loaded: parent {raw.fields['parent']!r} has errors")
+                self.err(
+                    raw.located,
+                    "parent",
+                    f"not loaded: parent {raw.fields['parent']!r} has errors",
+                    key=False,
+                )
             return None
         broken = [r for r in chain[1:] if not r.ok]
         if broken:
-            self.err(raw.located, "parent", f"not loaded: parent {broken[0].name!r} has errors")
+            self.err(raw.located, "parent", f"not loaded: parent {broken[0].name!r} has errors", key=False)
             return None
         if not raw.ok:
             return None
@@ -788,10 +796,13 @@ class _Loader:
             self.err(loc, "", "missing required key 'profile'", key=False)
         elif isinstance(self.text(loc, "profile", profile), str) and profile not in profiles:
             if profile in self.raws:
-                self.err(loc, "profile", f"profile {profile!r} has errors")
+                self.err(loc, "profile", f"profile {profile!r} has errors", key=False)
             else:
                 self.err(
-                    loc, "profile", f"unknown profile {profile!r}{did_you_mean(profile, sorted(self.raws))}"
+                    loc,
+                    "profile",
+                    f"unknown profile {profile!r}{did_you_mean(profile, sorted(self.raws))}",
+                    key=False,
                 )
         variables = data.get("variables", {})
         if not isinstance(variables, dict):

@@ -83,13 +83,15 @@ def classify(packet: DhcpPacket) -> BootRequest | None:
     if mac is None:
         return None
     vendor = packet.vendor_class
-    codes = _option(packet, Opt.CLIENT_ARCH, pxe.parse_client_arch, ())
+    no_codes: tuple[int, ...] = ()
+    codes = _option(packet, Opt.CLIENT_ARCH, pxe.parse_client_arch, no_codes)
     # option 93 first; when it is missing or malformed, the vendor class carries the same code
     code = codes[0] if codes else _vendor_arch(vendor)
     arch_code = arch_from_code(code)
     vendor_pxe = vendor is not None and vendor.startswith("PXEClient")
     vendor_http = vendor is not None and vendor.startswith("HTTPClient")
-    user_classes = _option(packet, Opt.USER_CLASS, pxe.parse_user_class, ())
+    no_classes: tuple[str, ...] = ()
+    user_classes = _option(packet, Opt.USER_CLASS, pxe.parse_user_class, no_classes)
     ipxe = pxe.is_ipxe(user_classes, packet.get(Opt.IPXE_ENCAP))
     arch = arch_code.arch
     if arch is Arch.UNKNOWN and code is None and (vendor_pxe or ipxe):

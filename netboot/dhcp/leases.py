@@ -141,9 +141,14 @@ class LeasePool:
                 continue
             self._cursor = n + 1 if n < last else first
             return ip
-        expired = [lease for lease in self._by_ip.values()
-                   if lease.expires <= now and self.in_pool(lease.ip) and lease.ip not in self._reserved_ips
-                   and not self._owned_by_other(lease.ip, key, now)]
+        expired = [
+            lease
+            for lease in self._by_ip.values()
+            if lease.expires <= now
+            and self.in_pool(lease.ip)
+            and lease.ip not in self._reserved_ips
+            and not self._owned_by_other(lease.ip, key, now)
+        ]
         return min(expired, key=lambda lease: lease.expires).ip if expired else None
 
     # ---------------------------------------------------------------------------------------- mutations
@@ -157,8 +162,14 @@ class LeasePool:
         """Bind ``ip`` to ``key`` (the ACK); staged for the next flush. Caller checked allocatable()."""
         previous = self._by_ip.get(ip)
         starts = previous.starts if previous is not None and key.owns(previous) else now
-        lease = Lease(ip=ip, mac=key.mac, client_id=key.client_id, hostname=hostname, starts=starts,
-                      expires=now + self.lease_time)
+        lease = Lease(
+            ip=ip,
+            mac=key.mac,
+            client_id=key.client_id,
+            hostname=hostname,
+            starts=starts,
+            expires=now + self.lease_time,
+        )
         old_ip = self._by_ident.get(key.ident)
         if old_ip is not None and old_ip != ip:
             old = self._by_ip.get(old_ip)
@@ -173,8 +184,17 @@ class LeasePool:
         if lease is None or not key.owns(lease):
             return False
         # keep the row, expired, so the client gets the same address next time (affinity)
-        self._set(ip, Lease(ip=ip, mac=lease.mac, client_id=lease.client_id, hostname=lease.hostname,
-                            starts=lease.starts, expires=now))
+        self._set(
+            ip,
+            Lease(
+                ip=ip,
+                mac=lease.mac,
+                client_id=lease.client_id,
+                hostname=lease.hostname,
+                starts=lease.starts,
+                expires=now,
+            ),
+        )
         return True
 
     def decline(self, ip: IPv4Address, key: ClientKey, now: float) -> bool:
@@ -184,8 +204,18 @@ class LeasePool:
         lease = self._by_ip.get(ip)
         if lease is not None and not key.owns(lease):
             return False
-        self._set(ip, Lease(ip=ip, mac=key.mac, client_id=key.client_id, hostname=None, starts=now,
-                            expires=now + self.lease_time, state="declined"))
+        self._set(
+            ip,
+            Lease(
+                ip=ip,
+                mac=key.mac,
+                client_id=key.client_id,
+                hostname=None,
+                starts=now,
+                expires=now + self.lease_time,
+                state="declined",
+            ),
+        )
         return True
 
     def _set(self, ip: IPv4Address, lease: Lease | None) -> None:

@@ -122,8 +122,9 @@ class DhcpService:
 
     # ---------------------------------------------------------------------------------------- proxy mode
 
-    def _proxy(self, packet: DhcpPacket, msg: MessageType, request: BootRequest, ingress: Ingress,
-               now: float) -> list[Outgoing]:
+    def _proxy(
+        self, packet: DhcpPacket, msg: MessageType, request: BootRequest, ingress: Ingress, now: float
+    ) -> list[Outgoing]:
         on_4011 = ingress.port != self._server_port
         if on_4011:
             if msg not in (MessageType.REQUEST, MessageType.INFORM):
@@ -140,7 +141,10 @@ class DhcpService:
             return []
         siaddr, file = boot_fields(decision)
         server_id = decision.next_server if self.config.mode == "proxy" else ingress.local_ip
-        options = [(Opt.MESSAGE_TYPE, bytes([reply_type])), (Opt.SERVER_ID, server_id.packed)]
+        options: list[tuple[int, bytes]] = [
+            (Opt.MESSAGE_TYPE, bytes([reply_type])),
+            (Opt.SERVER_ID, server_id.packed),
+        ]
         options += boot_options(decision, request, packet, proxy=True)
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=siaddr, file=file, options=options)
         if on_4011:
@@ -153,13 +157,15 @@ class DhcpService:
 
     # ----------------------------------------------------------------------------------------- full mode
 
-    def _full(self, packet: DhcpPacket, msg: MessageType, request: BootRequest, ingress: Ingress,
-              now: float) -> list[Outgoing]:
+    def _full(
+        self, packet: DhcpPacket, msg: MessageType, request: BootRequest, ingress: Ingress, now: float
+    ) -> list[Outgoing]:
         assert self.pool is not None
         network = self._network(packet, ingress)
         if network is None:
-            log.debug("%s: %s from a network we do not serve (giaddr %s)", request.mac, msg.name,
-                      packet.giaddr)
+            log.debug(
+                "%s: %s from a network we do not serve (giaddr %s)", request.mac, msg.name, packet.giaddr
+            )
             return []
         key = ClientKey(request.mac, packet.client_id)
         if msg is MessageType.DISCOVER:
@@ -167,34 +173,58 @@ class DhcpService:
         if msg is MessageType.REQUEST:
             return self._request(packet, request, key, ingress, network, now)
         if msg is MessageType.DECLINE:
-            if packet.server_id in (None, ingress.local_ip) and packet.requested_ip is not None:
-                if self.pool.decline(packet.requested_ip, key, now):
-                    log.warning("%s declined %s (in use by another host?): quarantined", request.mac,
-                                packet.requested_ip)
+            ours = packet.server_id in (None, ingress.local_ip)
+            if ours and packet.requested_ip is not None and self.pool.decline(packet.requested_ip, key, now):
+                log.warning(
+                    "%s declined %s (in use by another host?): quarantined",
+                    request.mac,
+                    packet.requested_ip,
+                )
             return []
         if msg is MessageType.RELEASE:
             if self.pool.release(packet.ciaddr, key, now):
-                self._event(request, "dhcp", f"RELEASE {packet.ciaddr}", str(packet.ciaddr), now,
-                            {"message": "RELEASE"})
+                self._event(
+                    request,
+                    "dhcp",
+                    f"RELEASE {packet.ciaddr}",
+                    str(packet.ciaddr),
+                    now,
+                    {"message": "RELEASE"},
+                )
             return []
         if msg is MessageType.INFORM:
             return self._inform(packet, request, ingress, network, now)
         return []
 
-    def _discover(self, packet: DhcpPacket, request: BootRequest, key: ClientKey, ingress: Ingress,
-                  network: IPv4Network, now: float) -> list[Outgoing]:
+    def _discover(
+        self,
+        packet: DhcpPacket,
+        request: BootRequest,
+        key: ClientKey,
+        ingress: Ingress,
+        network: IPv4Network,
+        now: float,
+    ) -> list[Outgoing]:
         assert self.pool is not None
         ip = self.pool.choose(key, packet.requested_ip, now)
         if ip is None:
-            log.warning("%s: no free address in %s-%s: no OFFER", request.mac, self.pool.first,
-                        self.pool.last)
+            log.warning(
+                "%s: no free address in %s-%s: no OFFER", request.mac, self.pool.first, self.pool.last
+            )
             return []
         self.pool.hold_offer(ip, key, now)
         reply = self._lease_reply(packet, request, ingress, network, MessageType.OFFER, ip, now)
         return [self._route(reply, packet, ingress)]
 
-    def _request(self, packet: DhcpPacket, request: BootRequest, key: ClientKey, ingress: Ingress,
-                 network: IPv4Network, now: float) -> list[Outgoing]:
+    def _request(
+        self,
+        packet: DhcpPacket,
+        request: BootRequest,
+        key: ClientKey,
+        ingress: Ingress,
+        network: IPv4Network,
+        now: float,
+    ) -> list[Outgoing]:
         assert self.pool is not None
         server_id = packet.server_id
         if server_id is not None:  # SELECTING: the client answers an OFFER
@@ -221,9 +251,13 @@ class DhcpService:
         reply = self._lease_reply(packet, request, ingress, network, MessageType.ACK, wanted, now)
         return [self._route(reply, packet, ingress)]
 
-    def _inform(self, packet: DhcpPacket, request: BootRequest, ingress: Ingress, network: IPv4Network,
-                now: float) -> list[Outgoing]:
-        options = [(Opt.MESSAGE_TYPE, bytes([MessageType.ACK])), (Opt.SERVER_ID, ingress.local_ip.packed)]
+    def _inform(
+        self, packet: DhcpPacket, request: BootRequest, ingress: Ingress, network: IPv4Network, now: float
+    ) -> list[Outgoing]:
+        options: list[tuple[int, bytes]] = [
+            (Opt.MESSAGE_TYPE, bytes([MessageType.ACK])),
+            (Opt.SERVER_ID, ingress.local_ip.packed),
+        ]
         options += self._network_options(network)
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=ZERO, file=b"", options=options)
         dest = str(packet.ciaddr) if packet.ciaddr != ZERO else ingress.src[0]
@@ -231,8 +265,11 @@ class DhcpService:
 
     def _nak(self, packet: DhcpPacket, ingress: Ingress, why: str) -> Outgoing:
         log.info("%s: NAK (%s)", packet.mac, why)
-        options = [(Opt.MESSAGE_TYPE, bytes([MessageType.NAK])), (Opt.SERVER_ID, ingress.local_ip.packed),
-                   (Opt.MESSAGE, why.encode())]
+        options: list[tuple[int, bytes]] = [
+            (Opt.MESSAGE_TYPE, bytes([MessageType.NAK])),
+            (Opt.SERVER_ID, ingress.local_ip.packed),
+            (Opt.MESSAGE, why.encode()),
+        ]
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=ZERO, file=b"", options=options)
         reply = replace(reply, flags=reply.flags | 0x8000 if packet.giaddr != ZERO else reply.flags)
         data = encode_reply(reply, packet)
@@ -240,8 +277,16 @@ class DhcpService:
             return Outgoing(data, (str(packet.giaddr), self._server_port), ingress.ifindex)
         return Outgoing(data, (str(BROADCAST), self._client_port), ingress.ifindex)
 
-    def _lease_reply(self, packet: DhcpPacket, request: BootRequest, ingress: Ingress, network: IPv4Network,
-                     kind: MessageType, ip: IPv4Address, now: float) -> DhcpPacket:
+    def _lease_reply(
+        self,
+        packet: DhcpPacket,
+        request: BootRequest,
+        ingress: Ingress,
+        network: IPv4Network,
+        kind: MessageType,
+        ip: IPv4Address,
+        now: float,
+    ) -> DhcpPacket:
         lease_time = self.config.lease_time
         options: list[tuple[int, bytes]] = [
             (Opt.MESSAGE_TYPE, bytes([kind])),
@@ -265,8 +310,10 @@ class DhcpService:
 
     def _network_options(self, network: IPv4Network) -> list[tuple[int, bytes]]:
         c = self.config
-        opts: list[tuple[int, bytes]] = [(Opt.SUBNET_MASK, network.netmask.packed),
-                                         (Opt.BROADCAST, network.broadcast_address.packed)]
+        opts: list[tuple[int, bytes]] = [
+            (Opt.SUBNET_MASK, network.netmask.packed),
+            (Opt.BROADCAST, network.broadcast_address.packed),
+        ]
         if c.router is not None:
             opts.append((Opt.ROUTER, c.router.packed))
         if c.dns_servers:
@@ -286,39 +333,102 @@ class DhcpService:
 
     # -------------------------------------------------------------------------------------------- shared
 
-    def _decision(self, request: BootRequest, ingress: Ingress, now: float, msg: MessageType | None,
-                  kind: MessageType, ip: IPv4Address | None = None) -> BootDecision | NoBoot | None:
+    def _decision(
+        self,
+        request: BootRequest,
+        ingress: Ingress,
+        now: float,
+        msg: MessageType | None,
+        kind: MessageType,
+        ip: IPv4Address | None = None,
+    ) -> BootDecision | NoBoot | None:
         decision = decide(request, self._boot_context(ingress))
         if decision is None:
             return None
         where = f" to {ip}" if ip is not None else ""
         if isinstance(decision, NoBoot):
             log.warning("%s (%s): not booting: %s", request.mac, request.kind, decision.reason)
-            self._event(request, "dhcp", f"no boot answer: {decision.reason}", str(ip) if ip else None, now,
-                        {"message": kind.name, "kind": request.kind, "reason": decision.reason})
+            self._event(
+                request,
+                "dhcp",
+                f"no boot answer: {decision.reason}",
+                str(ip) if ip else None,
+                now,
+                {"message": kind.name, "kind": request.kind, "reason": decision.reason},
+            )
             return decision
-        log.info("%s (%s) %s on port %d: %s %s%s via %s", request.mac, request.kind,
-                 msg.name if msg else "?", ingress.port, kind.name, decision.boot_file, where, decision.via)
-        self._event(request, "dhcp", f"{kind.name} {decision.boot_file}{where}", str(ip) if ip else None, now, {
-            "message": kind.name, "kind": request.kind, "arch": request.arch.value,
-            "arch_code": request.arch_code, "boot_file": decision.boot_file, "via": decision.via,
-            "ip": str(ip) if ip else None, "mode": self.config.mode, "port": ingress.port,
-            "interface": ingress.ifname})
+        log.info(
+            "%s (%s) %s on port %d: %s %s%s via %s",
+            request.mac,
+            request.kind,
+            msg.name if msg else "?",
+            ingress.port,
+            kind.name,
+            decision.boot_file,
+            where,
+            decision.via,
+        )
+        self._event(
+            request,
+            "dhcp",
+            f"{kind.name} {decision.boot_file}{where}",
+            str(ip) if ip else None,
+            now,
+            {
+                "message": kind.name,
+                "kind": request.kind,
+                "arch": request.arch.value,
+                "arch_code": request.arch_code,
+                "boot_file": decision.boot_file,
+                "via": decision.via,
+                "ip": str(ip) if ip else None,
+                "mode": self.config.mode,
+                "port": ingress.port,
+                "interface": ingress.ifname,
+            },
+        )
         return decision
 
-    def _event(self, request: BootRequest, phase: str, summary: str, ip: str | None, now: float,
-               detail: dict[str, object]) -> None:
-        self._recorder.record(Event(phase=phase, summary=summary, mac=request.mac, client_ip=ip, time=now,
-                                    detail=detail))
+    def _event(
+        self,
+        request: BootRequest,
+        phase: str,
+        summary: str,
+        ip: str | None,
+        now: float,
+        detail: dict[str, object],
+    ) -> None:
+        self._recorder.record(
+            Event(phase=phase, summary=summary, mac=request.mac, client_ip=ip, time=now, detail=detail)
+        )
 
-    def _reply_header(self, packet: DhcpPacket, *, yiaddr: IPv4Address, siaddr: IPv4Address, file: bytes,
-                      options: list[tuple[int, bytes]]) -> DhcpPacket:
+    def _reply_header(
+        self,
+        packet: DhcpPacket,
+        *,
+        yiaddr: IPv4Address,
+        siaddr: IPv4Address,
+        file: bytes,
+        options: list[tuple[int, bytes]],
+    ) -> DhcpPacket:
         echo = [(code, packet.get(code)) for code in (Opt.CLIENT_ID, Opt.RELAY_AGENT)]
         options = options + [(code, value) for code, value in echo if value is not None]
         return DhcpPacket(
-            op=Op.BOOTREPLY, htype=packet.htype, hlen=packet.hlen, hops=0, xid=packet.xid, secs=0,
-            flags=packet.flags, ciaddr=packet.ciaddr, yiaddr=yiaddr, siaddr=siaddr, giaddr=packet.giaddr,
-            chaddr=packet.chaddr, sname=b"", file=file, options=tuple(options),
+            op=Op.BOOTREPLY,
+            htype=packet.htype,
+            hlen=packet.hlen,
+            hops=0,
+            xid=packet.xid,
+            secs=0,
+            flags=packet.flags,
+            ciaddr=packet.ciaddr,
+            yiaddr=yiaddr,
+            siaddr=siaddr,
+            giaddr=packet.giaddr,
+            chaddr=packet.chaddr,
+            sname=b"",
+            file=file,
+            options=tuple(options),
         )
 
     def _route(self, reply: DhcpPacket, request: DhcpPacket, ingress: Ingress) -> Outgoing:
@@ -330,5 +440,6 @@ class DhcpService:
             return Outgoing(data, (str(request.ciaddr), self._client_port), ingress.ifindex)
         if request.broadcast or reply.yiaddr == ZERO or request.mac is None:
             return Outgoing(data, (str(BROADCAST), self._client_port), ingress.ifindex)
-        return Outgoing(data, (str(reply.yiaddr), self._client_port), ingress.ifindex,
-                        arp=(reply.yiaddr, request.mac))
+        return Outgoing(
+            data, (str(reply.yiaddr), self._client_port), ingress.ifindex, arp=(reply.yiaddr, request.mac)
+        )

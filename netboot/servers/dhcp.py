@@ -105,7 +105,9 @@ class DhcpServer:
                     continue
                 for _ in range(BATCH):
                     try:
-                        data, ancdata, _flags, src = sock.recvmsg(MAX_DATAGRAM, _CMSG_SPACE, socket.MSG_DONTWAIT)
+                        data, ancdata, _flags, src = sock.recvmsg(
+                            MAX_DATAGRAM, _CMSG_SPACE, socket.MSG_DONTWAIT
+                        )
                     except (BlockingIOError, InterruptedError):
                         break
                     except OSError as exc:
@@ -125,8 +127,9 @@ class DhcpServer:
         for sock, out in batch:
             self._send(sock, out)
 
-    def _handle(self, data: bytes, ancdata: list[tuple[int, int, bytes]], src: tuple[str, int],
-                port: int) -> list[Outgoing]:
+    def _handle(
+        self, data: bytes, ancdata: list[tuple[int, int, bytes]], src: tuple[str, int], port: int
+    ) -> list[Outgoing]:
         self.packets += 1
         ifindex = self._ifindex(ancdata)
         if self._allowed and ifindex not in self._allowed:
@@ -135,14 +138,16 @@ class DhcpServer:
             packet = decode(data)
         except DecodeError as exc:
             self.dropped += 1
-            self._bad.warning("dropped malformed DHCP datagram from %s:%d (%d bytes): %s", src[0], src[1],
-                              len(data), exc)
+            self._bad.warning(
+                "dropped malformed DHCP datagram from %s:%d (%d bytes): %s", src[0], src[1], len(data), exc
+            )
             return []
         try:
             info = self._interface(ifindex)
             local = info.address or IPv4Address(self._main.getsockname()[0])
-            ingress = Ingress(ifindex=ifindex, ifname=info.name, local_ip=local, network=info.network,
-                              src=src, port=port)
+            ingress = Ingress(
+                ifindex=ifindex, ifname=info.name, local_ip=local, network=info.network, src=src, port=port
+            )
             return self.service.handle(packet, ingress, time.time())
         except Exception:
             self.dropped += 1

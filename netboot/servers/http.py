@@ -18,8 +18,14 @@ from netboot.webapp import create_app
 class HttpServer:
     def __init__(self, runtime: Runtime, host: str, port: int, *, threads: int = 16) -> None:
         self.app = create_app(runtime)
-        self._server: Any = create_server(self.app, host=host, port=port, threads=threads,
-                                          ident="netboot", clear_untrusted_proxy_headers=True)
+        self._server: Any = create_server(
+            self.app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="netboot",
+            clear_untrusted_proxy_headers=True,
+        )
 
     @property
     def port(self) -> int:

@@ -73,5 +73,7 @@ def set_arp(sock: socket.socket, ifname: str, ip: IPv4Address, mac: MacAddress) 
     sockaddr_in = struct.pack("=HH4s8x", socket.AF_INET, 0, ip.packed)
     sockaddr_hw = struct.pack("=H6s8x", ARPHRD_ETHER, mac.packed)
     netmask = struct.pack("=16x")
-    req = sockaddr_in + sockaddr_hw + struct.pack("=i", ATF_COM) + netmask + struct.pack("16s", ifname.encode())
+    req = (
+        sockaddr_in + sockaddr_hw + struct.pack("=i", ATF_COM) + netmask + struct.pack("16s", ifname.encode())
+    )
     fcntl.ioctl(sock.fileno(), SIOCSARP, req)

@@ -107,7 +107,9 @@ class EventRepo:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def list(self, mac: MacAddress | None = None, *, since_id: int = 0, limit: int = 500) -> list[StoredEvent]:
+    def list(
+        self, mac: MacAddress | None = None, *, since_id: int = 0, limit: int = 500
+    ) -> list[StoredEvent]:
         """Events oldest first, optionally for one MAC and only those newer than ``since_id``."""
         q = select(events).where(events.c.id > since_id)
         if mac is not None:
@@ -117,8 +119,13 @@ class EventRepo:
             rows = conn.execute(q).mappings().all()
         return [
             StoredEvent(
-                id=r["id"], time=r["time"], mac=MacAddress(r["mac"]) if r["mac"] else None,
-                client_ip=r["client_ip"], phase=r["phase"], summary=r["summary"], detail=dict(r["detail"]),
+                id=r["id"],
+                time=r["time"],
+                mac=MacAddress(r["mac"]) if r["mac"] else None,
+                client_ip=r["client_ip"],
+                phase=r["phase"],
+                summary=r["summary"],
+                detail=dict(r["detail"]),
             )
             for r in reversed(rows)
         ]

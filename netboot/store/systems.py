@@ -138,8 +138,15 @@ class SystemRepo:
         """Note that ``mac`` booted: update last_seen/arch, or record it as discovered if unknown."""
         existing = self.get(mac)
         if existing is None:
-            system = System(mac=mac, profile=None, state=SystemState.DISCOVERED, arch=arch, uuid=uuid,
-                            first_seen=now, last_seen=now)
+            system = System(
+                mac=mac,
+                profile=None,
+                state=SystemState.DISCOVERED,
+                arch=arch,
+                uuid=uuid,
+                first_seen=now,
+                last_seen=now,
+            )
             try:
                 return self.add(system)
             except Conflict:
@@ -148,6 +155,9 @@ class SystemRepo:
                     raise
         updated = replace(existing, last_seen=now, arch=arch or existing.arch, uuid=uuid or existing.uuid)
         with self._engine.begin() as conn:
-            conn.execute(update(systems).where(systems.c.mac == mac.hex).values(
-                last_seen=now, arch=updated.arch, uuid=updated.uuid))
+            conn.execute(
+                update(systems)
+                .where(systems.c.mac == mac.hex)
+                .values(last_seen=now, arch=updated.arch, uuid=updated.uuid)
+            )
         return updated

@@ -1,0 +1,276 @@
+"""decide(): the decision table, firmware x installed loaders -> what the client is told to load.
+
+Rows use the real firmware packets from tests/fixtures/dhcp (see shared/captures/README.md) plus crafted
+packets for clients we have no capture of. ``None`` means "not a boot client: not ours to answer";
+``NoBoot`` means "a boot client we cannot serve" (recorded, never a file that does not exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netboot.arch import ARCH_CODES, Arch
+from netboot.boot.classify import classify
+from netboot.boot.decide import IPXE_SCRIPT_PATH, BootContext, BootDecision, NoBoot, decide, http_base
+from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
+SERVER = IPv4Address("10.88.0.1")
+PORT = 8080
+SCRIPT = f"http://{SERVER}:{PORT}/boot.ipxe?mac=${{net0/mac}}"
+
+# loader sets: what find_loaders() found on disk
+DEFAULT: Mapping[Arch, str] = {Arch.BIOS: "undionly.kpxe", Arch.UEFI_X64: "ipxe.efi"}
+WITH_ARM64: Mapping[Arch, str] = {**DEFAULT, Arch.UEFI_ARM64: "ipxe-arm64.efi"}
+SNPONLY: Mapping[Arch, str] = {Arch.BIOS: "undionly.kpxe", Arch.UEFI_X64: "snponly.efi"}
+BIOS_ONLY: Mapping[Arch, str] = {Arch.BIOS: "undionly.kpxe"}
+NONE: Mapping[Arch, str] = {}
+LOADER_SETS = {"default": DEFAULT, "arm64": WITH_ARM64, "snponly": SNPONLY, "bios-only": BIOS_ONLY, "none": NONE}
+
+
+def fixture(name: str, strip: tuple[int, ...] = ()) -> DhcpPacket:
+    packet = decode((FIXTURES / name).read_bytes())
+    return packet.with_options(dict.fromkeys(strip)) if strip else packet
+
+
+def crafted(*options: tuple[int, bytes]) -> DhcpPacket:
+    return DhcpPacket(chaddr=bytes.fromhex("525400aa0001"),
+                      options=((Opt.MESSAGE_TYPE, bytes([MessageType.DISCOVER])), *options))
+
+
+def pxe(code: int | None, vendor: str | None = None, *extra: tuple[int, bytes]) -> DhcpPacket:
+    options: list[tuple[int, bytes]] = []
+    if code is not None:
+        options.append((Opt.CLIENT_ARCH, code.to_bytes(2, "big")))
+    if vendor is None:
+        vendor = f"PXEClient:Arch:{code:05d}:UNDI:003000" if code is not None else "PXEClient"
+    options.append((Opt.VENDOR_CLASS, vendor.encode()))
+    return crafted(*options, *extra)
+
+
+def tftp(name: str) -> BootDecision:
+    return BootDecision(name, SERVER, "PXEClient", "tftp")
+
+
+def http_loader(name: str) -> BootDecision:
+    return BootDecision(f"http://{SERVER}:{PORT}/loaders/{name}", SERVER, "HTTPClient", "http")
+
+
+IPXE = BootDecision(SCRIPT, SERVER, "PXEClient", "http")
+IPXE_HTTP = BootDecision(SCRIPT, SERVER, "HTTPClient", "http")
+NO_LOADER = NoBoot
+
+
+CLIENTS: dict[str, DhcpPacket] = {
+    # real firmware
+    "bios-ipxe-rom": fixture("bios-ipxe-0-discover.bin"),  # SeaBIOS + iPXE ROM: 93=0, iPXE, 175
+    "bios-ipxe-rom-request": fixture("bios-ipxe-2-request.bin"),
+    "ovmf-pxe": fixture("uefi-pxe-0-discover.bin"),  # 93=7, PXEClient, broadcast
+    "ovmf-pxe-request": fixture("uefi-pxe-2-request.bin"),
+    "ipxe-efi-chainloaded": fixture("uefi-pxe-6-discover.bin"),  # ipxe.efi after OVMF PXE
+    "ovmf-http": fixture("uefi-http-0-discover.bin"),  # 93=16, HTTPClient
+    "uefi-ipxerom": fixture("uefi-ipxerom-0-discover.bin"),  # OVMF + NIC's iPXE EFI ROM
+    "debian-installer": fixture("bios-debian-4-discover.bin"),  # vendor class d-i, no 93
+    "debian-installer-request": fixture("bios-debian-6-request.bin"),
+    "dhclient-as-pxe": fixture("client-dhclient-0-discover.bin"),  # told to send 93=7 + PXEClient
+    "udhcpc-as-pxe": fixture("client-udhcpc-0-discover.bin"),  # told to send 93=0 + PXEClient
+    "dhclient": fixture("client-dhclient-0-discover.bin", strip=(Opt.VENDOR_CLASS, Opt.CLIENT_ARCH)),
+    "udhcpc": fixture("client-udhcpc-0-discover.bin", strip=(Opt.VENDOR_CLASS, Opt.CLIENT_ARCH)),
+    # crafted
+    "arm64-pxe": pxe(11),
+    "arm64-http": pxe(19, "HTTPClient:Arch:00019:UNDI:003000"),
+    "x64-ebc-9": pxe(9),
+    "ia32-pxe": pxe(6),
+    "pxe-no-93": pxe(None),
+    "pxe-no-93-vendor-arch-7": pxe(None, "PXEClient:Arch:00007:UNDI:003000"),
+    "pxe-malformed-93": crafted((Opt.CLIENT_ARCH, b"\x07"), (Opt.VENDOR_CLASS, b"PXEClient")),
+    "pxe-malformed-93-vendor-arch-7": crafted((Opt.CLIENT_ARCH, b"\x00\x07\x00"),
+                                              (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003000")),
+    "pxe-unknown-arch-99": pxe(99),
+    "ipxe-malformed-93": crafted((Opt.CLIENT_ARCH, b"\x01"), (Opt.USER_CLASS, b"iPXE")),
+    "ipxe-unknown-arch-99": crafted((Opt.CLIENT_ARCH, b"\x00\x63"), (Opt.USER_CLASS, b"iPXE")),
+    "ipxe-arm64": crafted((Opt.CLIENT_ARCH, b"\x00\x0b"), (Opt.USER_CLASS, b"iPXE"),
+                          (Opt.VENDOR_CLASS, b"PXEClient:Arch:00011:UNDI:003010")),
+    "ipxe-http-boot": crafted((Opt.CLIENT_ARCH, b"\x00\x10"), (Opt.USER_CLASS, b"iPXE"),
+                              (Opt.VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003000")),
+    "os-with-93-only": crafted((Opt.CLIENT_ARCH, b"\x00\x07"), (Opt.VENDOR_CLASS, b"MSFT 5.0")),
+    "no-options": crafted(),
+}
+
+# (client, loader set, expected); "*" = every loader set
+TABLE: list[tuple[str, str, BootDecision | type[NoBoot] | None]] = [
+    # iPXE always gets the per-MAC script over HTTP, whatever loaders exist: no chainload loop
+    ("bios-ipxe-rom", "*", IPXE),
+    ("bios-ipxe-rom-request", "*", IPXE),
+    ("ipxe-efi-chainloaded", "*", IPXE),
+    ("uefi-ipxerom", "*", IPXE),
+    ("ipxe-malformed-93", "*", IPXE),
+    ("ipxe-unknown-arch-99", "*", IPXE),
+    ("ipxe-arm64", "*", IPXE),
+    ("ipxe-http-boot", "*", IPXE_HTTP),
+    # UEFI x64 PXE (OVMF): TFTP ipxe.efi, or snponly.efi when configured
+    ("ovmf-pxe", "default", tftp("ipxe.efi")),
+    ("ovmf-pxe", "arm64", tftp("ipxe.efi")),
+    ("ovmf-pxe", "snponly", tftp("snponly.efi")),
+    ("ovmf-pxe", "bios-only", NO_LOADER),
+    ("ovmf-pxe", "none", NO_LOADER),
+    ("ovmf-pxe-request", "default", tftp("ipxe.efi")),
+    ("x64-ebc-9", "default", tftp("ipxe.efi")),
+    ("x64-ebc-9", "snponly", tftp("snponly.efi")),
+    ("x64-ebc-9", "bios-only", NO_LOADER),
+    # UEFI HTTP Boot: a URL, HTTPClient echoed
+    ("ovmf-http", "default", http_loader("ipxe.efi")),
+    ("ovmf-http", "snponly", http_loader("snponly.efi")),
+    ("ovmf-http", "bios-only", NO_LOADER),
+    ("ovmf-http", "none", NO_LOADER),
+    # ARM64 only when an ARM64 loader is configured and found
+    ("arm64-pxe", "arm64", tftp("ipxe-arm64.efi")),
+    ("arm64-pxe", "default", NO_LOADER),
+    ("arm64-pxe", "none", NO_LOADER),
+    ("arm64-http", "arm64", http_loader("ipxe-arm64.efi")),
+    ("arm64-http", "default", NO_LOADER),
+    ("ia32-pxe", "default", NO_LOADER),
+    # BIOS
+    ("udhcpc-as-pxe", "default", tftp("undionly.kpxe")),
+    ("udhcpc-as-pxe", "bios-only", tftp("undionly.kpxe")),
+    ("udhcpc-as-pxe", "none", NO_LOADER),
+    ("dhclient-as-pxe", "default", tftp("ipxe.efi")),
+    ("pxe-no-93", "default", tftp("undionly.kpxe")),  # pre-RFC 4578 ROMs are BIOS
+    ("pxe-no-93", "none", NO_LOADER),
+    ("pxe-no-93-vendor-arch-7", "default", tftp("ipxe.efi")),
+    ("pxe-malformed-93", "default", tftp("undionly.kpxe")),  # treated as absent
+    ("pxe-malformed-93-vendor-arch-7", "default", tftp("ipxe.efi")),
+    ("pxe-unknown-arch-99", "default", NO_LOADER),
+    ("pxe-unknown-arch-99", "arm64", NO_LOADER),
+    # ordinary clients: not ours, whatever loaders exist
+    ("debian-installer", "*", None),
+    ("debian-installer-request", "*", None),
+    ("dhclient", "*", None),
+    ("udhcpc", "*", None),
+    ("os-with-93-only", "*", None),
+    ("no-options", "*", None),
+]
+
+
+def _rows() -> list[tuple[str, str, BootDecision | type[NoBoot] | None]]:
+    rows = []
+    for client, loaders, expected in TABLE:
+        for name in LOADER_SETS if loaders == "*" else [loaders]:
+            rows.append((client, name, expected))
+    return rows
+
+
+def context(loaders: Mapping[Arch, str], port: int = PORT) -> BootContext:
+    return BootContext(server_ip=SERVER, http_port=port, loaders=loaders)
+
+
+@pytest.mark.parametrize(("client", "loaders", "expected"), _rows(), ids=[f"{c}|{ld}" for c, ld, _ in _rows()])
+def test_decision_table(client: str, loaders: str, expected: BootDecision | type[NoBoot] | None) -> None:
+    request = classify(CLIENTS[client])
+    assert request is not None
+    decision = decide(request, context(LOADER_SETS[loaders]))
+    if expected is NoBoot:
+        assert isinstance(decision, NoBoot)
+        assert request.arch.value in decision.reason
+    else:
+        assert decision == expected
+
+
+def test_every_client_is_in_the_table() -> None:
+    assert {client for client, _, _ in TABLE} == set(CLIENTS)
+
+
+def test_no_boot_reason_names_the_architecture() -> None:
+    request = classify(CLIENTS["arm64-pxe"])
+    assert request is not None
+    assert decide(request, context(DEFAULT)) == NoBoot("no boot loader configured or found for uefi-arm64")
+
+
+def test_ipxe_script_url() -> None:
+    assert IPXE_SCRIPT_PATH == "/boot.ipxe?mac=${net0/mac}"
+    request = classify(CLIENTS["bios-ipxe-rom"])
+    assert request is not None
+    decision = decide(request, context(DEFAULT))
+    assert isinstance(decision, BootDecision)
+    assert decision.boot_file == "http://10.88.0.1:8080/boot.ipxe?mac=${net0/mac}"
+    assert decision.next_server == SERVER
+
+
+def test_port_80_is_left_out_of_urls() -> None:
+    assert http_base(context(DEFAULT, 80)) == "http://10.88.0.1"
+    ipxe, http_boot = classify(CLIENTS["bios-ipxe-rom"]), classify(CLIENTS["ovmf-http"])
+    assert ipxe is not None and http_boot is not None
+    assert decide(ipxe, context(DEFAULT, 80)) == BootDecision(
+        "http://10.88.0.1/boot.ipxe?mac=${net0/mac}", SERVER, "PXEClient", "http")
+    assert decide(http_boot, context(DEFAULT, 80)) == BootDecision(
+        "http://10.88.0.1/loaders/ipxe.efi", SERVER, "HTTPClient", "http")
+
+
+def test_other_ports_are_in_urls() -> None:
+    assert http_base(context(DEFAULT, 8000)) == "http://10.88.0.1:8000"
+
+
+def test_tftp_boot_file_is_a_bare_name() -> None:
+    """The loader table holds file names; the client is never sent a path or URL over TFTP."""
+    for client, loaders, expected in _rows():
+        if isinstance(expected, BootDecision) and expected.via == "tftp":
+            assert "/" not in expected.boot_file and ":" not in expected.boot_file, (client, loaders)
+
+
+# -- properties over every client shape ------------------------------------------------------------
+
+ARCH_CODE = st.one_of(st.none(), st.sampled_from(sorted(ARCH_CODES)), st.integers(0, 0xFFFF))
+LOADERS = st.dictionaries(st.sampled_from(list(Arch)), st.sampled_from(["a.efi", "b.kpxe", "c.efi"]))
+
+
+@st.composite
+def boot_packets(draw: st.DrawFn) -> DhcpPacket:
+    options: list[tuple[int, bytes]] = []
+    code = draw(ARCH_CODE)
+    if code is not None:
+        options.append((Opt.CLIENT_ARCH, code.to_bytes(2, "big")))
+    vendor = draw(st.sampled_from([None, "PXEClient", "HTTPClient", "d-i", "PXEClient:Arch:00007:UNDI:003000",
+                                   "HTTPClient:Arch:00016:UNDI:003000"]))
+    if vendor is not None:
+        options.append((Opt.VENDOR_CLASS, vendor.encode()))
+    if draw(st.booleans()):
+        options.append((Opt.USER_CLASS, b"iPXE"))
+    return crafted(*options)
+
+
+@given(boot_packets(), LOADERS, st.integers(1, 65535))
+def test_ipxe_always_gets_the_script(packet: DhcpPacket, loaders: dict[Arch, str], port: int) -> None:
+    request = classify(packet)
+    assert request is not None
+    decision = decide(request, context(loaders, port))
+    if request.ipxe:
+        assert isinstance(decision, BootDecision)
+        assert decision.boot_file.endswith("/boot.ipxe?mac=${net0/mac}")
+        assert decision.via == "http"
+        assert not any(decision.boot_file.endswith(name) for name in loaders.values())
+
+
+@given(boot_packets(), LOADERS)
+def test_answers_only_boot_clients_and_only_with_existing_loaders(packet: DhcpPacket,
+                                                                   loaders: dict[Arch, str]) -> None:
+    request = classify(packet)
+    assert request is not None
+    decision = decide(request, context(loaders))
+    if not request.boot_client:
+        assert decision is None
+    elif request.ipxe:
+        assert isinstance(decision, BootDecision)  # the script: see test_ipxe_always_gets_the_script
+    elif request.arch in loaders:
+        assert isinstance(decision, BootDecision)
+        assert decision.boot_file.rsplit("/", 1)[-1] == loaders[request.arch]
+        assert decision.vendor_class == ("HTTPClient" if request.http else "PXEClient")
+        assert decision.via == ("http" if request.http else "tftp")
+        assert decision.next_server == SERVER
+    else:
+        assert isinstance(decision, NoBoot)
