@@ -20,9 +20,11 @@ from netboot.boot.decide import BootContext
 from netboot.config import Config
 from netboot.dhcp.leases import LeasePool
 from netboot.dhcp.service import DhcpService, Ingress
+from netboot.dns import HostResolver
 from netboot.fs import PathRefused, normalise
 from netboot.runtime import Runtime, build_runtime
 from netboot.servers.dhcp import DhcpServer
+from netboot.servers.dns import DnsServer
 from netboot.servers.http import HttpServer
 from netboot.servers.tftp import (
     AccessDenied,
@@ -187,6 +189,14 @@ def build_daemon(config: Config) -> Daemon:
             tftp, text = build_tftp(runtime, bind)
             daemon.servers["tftp"] = tftp
             daemon.descriptions.append(text)
+        if config.dns.enabled:
+            dns = DnsServer(
+                HostResolver(runtime.store, config.dns.domain, ttl=config.dns.ttl, subnet=config.dhcp.subnet),
+                bind,
+                config.ports.dns,
+            )
+            daemon.servers["dns"] = dns
+            daemon.descriptions.append(f"dns ({config.dns.domain}) on {bind}:{dns.port}")
         if config.http_enabled:
             http = HttpServer(runtime, bind, config.ports.http)
             daemon.servers["http"] = http

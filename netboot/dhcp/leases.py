@@ -71,9 +71,11 @@ class LeasePool:
         self._by_ident: dict[bytes, IPv4Address] = {}
         self._offers: dict[IPv4Address, tuple[ClientKey, float]] = {}
         self._cursor = int(first)
+        self._offered: dict[bytes, IPv4Address] = {}  # client identity -> address held for its offer
         for lease in sorted(repo.all(), key=lambda lease: lease.expires):
             self._by_ip[lease.ip] = lease
-            self._by_ident[identity(lease.mac, lease.client_id)] = lease.ip
+            if lease.state == "active":  # as _set() does: a quarantined row is nobody's lease
+                self._by_ident[identity(lease.mac, lease.client_id)] = lease.ip
 
     # ------------------------------------------------------------------------------------------ queries
 
@@ -96,7 +98,7 @@ class LeasePool:
         if lease is not None and lease.expires > now and (lease.state != "active" or not key.owns(lease)):
             return True
         offer = self._offers.get(ip)
-        if offer is not None and offer[1] > now and offer[0] != key:
+        if offer is not None and offer[1] > now and offer[0].ident != key.ident:
             return True
         owner = self._reserved_ips.get(ip)
         return owner is not None and owner != key.mac
@@ -120,6 +122,9 @@ class LeasePool:
             return current
         if requested is not None and self.allocatable(requested, key, now):
             return requested
+        held = self._offered.get(key.ident)
+        if held is not None and self.allocatable(held, key, now):
+            return held  # a retransmitted DISCOVER: the same offer, not one more address set aside
         return self._next_free(key, now)
 
     def _previous_of(self, key: ClientKey) -> IPv4Address | None:
@@ -137,7 +142,7 @@ class LeasePool:
             if ip in self._by_ip or ip in self._excluded or ip in self._reserved_ips:
                 continue
             offer = self._offers.get(ip)
-            if offer is not None and offer[1] > now and offer[0] != key:
+            if offer is not None and offer[1] > now and offer[0].ident != key.ident:
                 continue
             self._cursor = n + 1 if n < last else first
             return ip
@@ -154,9 +159,16 @@ class LeasePool:
     # ---------------------------------------------------------------------------------------- mutations
 
     def hold_offer(self, ip: IPv4Address, key: ClientKey, now: float) -> None:
+        previous = self._offered.get(key.ident)
+        if previous is not None and previous != ip:
+            held = self._offers.get(previous)
+            if held is not None and held[0].ident == key.ident:
+                del self._offers[previous]  # one held offer per client
         self._offers[ip] = (key, now + OFFER_HOLD)
+        self._offered[key.ident] = ip
         if len(self._offers) > 4096:
             self._offers = {k: v for k, v in self._offers.items() if v[1] > now}
+            self._offered = {v[0].ident: k for k, v in self._offers.items()}
 
     def commit(self, ip: IPv4Address, key: ClientKey, hostname: str | None, now: float) -> Lease:
         """Bind ``ip`` to ``key`` (the ACK); staged for the next flush. Caller checked allocatable()."""
@@ -176,12 +188,13 @@ class LeasePool:
             if old is not None and key.owns(old) and old.state == "active":
                 self._set(old_ip, None)  # one address per client
         self._offers.pop(ip, None)
+        self._offered.pop(key.ident, None)
         self._set(ip, lease)
         return lease
 
     def release(self, ip: IPv4Address, key: ClientKey, now: float) -> bool:
         lease = self._by_ip.get(ip)
-        if lease is None or not key.owns(lease):
+        if lease is None or lease.state != "active" or not key.owns(lease):
             return False
         # keep the row, expired, so the client gets the same address next time (affinity)
         self._set(

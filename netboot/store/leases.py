@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
@@ -43,6 +44,18 @@ def _row(lease: Lease) -> dict[str, object]:
     }
 
 
+def _from_row(r: Any) -> Lease:
+    return Lease(
+        ip=IPv4Address(r["ip"]),
+        mac=MacAddress(r["mac"]),
+        client_id=bytes.fromhex(r["client_id"]) if r["client_id"] else None,
+        hostname=r["hostname"],
+        starts=r["starts"],
+        expires=r["expires"],
+        state=r["state"],
+    )
+
+
 class LeaseRepo:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -52,18 +65,20 @@ class LeaseRepo:
     def all(self) -> list[Lease]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(leases)).mappings().all()
-        return [
-            Lease(
-                ip=IPv4Address(r["ip"]),
-                mac=MacAddress(r["mac"]),
-                client_id=bytes.fromhex(r["client_id"]) if r["client_id"] else None,
-                hostname=r["hostname"],
-                starts=r["starts"],
-                expires=r["expires"],
-                state=r["state"],
-            )
-            for r in rows
-        ]
+        return [_from_row(r) for r in rows]
+
+    def by_ip(self, ip: IPv4Address) -> Lease | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(leases).where(leases.c.ip == str(ip))).mappings().first()
+        return _from_row(row) if row else None
+
+    def active_for(self, mac: MacAddress, now: float) -> Lease | None:
+        """The MAC's unexpired active lease, if any (the newest)."""
+        q = (select(leases).where(leases.c.mac == mac.hex, leases.c.state == "active", leases.c.expires > now)
+             .order_by(leases.c.expires.desc()))
+        with self._engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return _from_row(row) if row else None
 
     def stage(self, ip: IPv4Address, lease: Lease | None) -> None:
         """Queue a write (``None`` deletes the address's lease) for the next :meth:`flush`."""
