@@ -18,14 +18,23 @@ from netboot.store import Store
 class HostResolver:
     """A dnslib resolver (``resolve(request, handler) -> reply``) for registered systems."""
 
-    def __init__(self, store: Store, domain: str, *, ttl: int = 300, subnet: IPv4Network | None = None) -> None:
+    def __init__(
+        self, store: Store, domain: str, *, ttl: int = 300, subnet: IPv4Network | None = None
+    ) -> None:
         self._store = store
         self._zone = DNSLabel(domain.strip(".") + ".")
         self._ttl = ttl
         self._subnet = subnet
-        self._soa = RR(self._zone, QTYPE.SOA, ttl=ttl, rdata=SOA(
-            DNSLabel(f"ns.{self._zone}"), DNSLabel(f"hostmaster.{self._zone}"),
-            (int(time.time()) & 0x7FFFFFFF, 3600, 600, 86400, ttl)))
+        self._soa = RR(
+            self._zone,
+            QTYPE.SOA,
+            ttl=ttl,
+            rdata=SOA(
+                DNSLabel(f"ns.{self._zone}"),
+                DNSLabel(f"hostmaster.{self._zone}"),
+                (int(time.time()) & 0x7FFFFFFF, 3600, 600, 86400, ttl),
+            ),
+        )
 
     def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
         reply = request.reply()

@@ -53,13 +53,19 @@ class Netns:
         self.verify()
         return sh(*self.prefix(), *args, check=check, timeout=timeout)
 
-    def spawn(self, args: Sequence[str], *, log: Path | None = None, env: dict[str, str] | None = None
-              ) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, args: Sequence[str], *, log: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start a long-running process in the namespace; it is killed (by PID) at cleanup."""
         self.verify()
         out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen([*self.prefix(), *args], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+        proc = subprocess.Popen(
+            [*self.prefix(), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -123,8 +129,21 @@ class Lab:
         sh("ip", "netns", "add", ns.name)
         self.hosts[name] = ns
         port = f"v{self.id[2:]}{self._count}"
-        sh("ip", "-n", self.bridge.name, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-           ns.name)
+        sh(
+            "ip",
+            "-n",
+            self.bridge.name,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name,
+        )
         self.bridge.run("ip", "link", "set", port, "master", "br0")
         self.bridge.run("ip", "link", "set", port, "up")
         ns.run("ip", "link", "set", "lo", "up")

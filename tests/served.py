@@ -32,8 +32,13 @@ class Served:
         return wait_for_log(self.log, text, timeout)
 
     def leases(self, *extra: str) -> list[dict[str, object]]:
-        out = subprocess.run([NETBOOT, "leases", "--json", "--data-dir", str(self.data), *extra],
-                             capture_output=True, text=True, check=True, timeout=30)
+        out = subprocess.run(
+            [NETBOOT, "leases", "--json", "--data-dir", str(self.data), *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
         result: list[dict[str, object]] = json.loads(out.stdout)
         return result
 
@@ -41,8 +46,15 @@ class Served:
         stop(self.proc)
 
 
-def start_netboot(lab: Lab, ns: Netns, workdir: Path, *args: str, config: str | None = None,
-                  http_port: int = 8080, address: int = 1) -> Served:
+def start_netboot(
+    lab: Lab,
+    ns: Netns,
+    workdir: Path,
+    *args: str,
+    config: str | None = None,
+    http_port: int = 8080,
+    address: int = 1,
+) -> Served:
     """Start ``netboot serve -i eth0`` in ``ns`` with its own data dir; wait for its ready line."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"

@@ -22,12 +22,34 @@ from netboot.store.leases import Lease
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    s.systems.add(System(mac=MacAddress.parse("52:54:00:00:00:01"), profile="local", state=SystemState.INSTALL,
-                         hostname="web1", ip=IPv4Address("10.0.0.21")))
-    s.systems.add(System(mac=MacAddress.parse("52:54:00:00:00:02"), profile="local", state=SystemState.INSTALL,
-                         hostname="db1"))
-    s.leases.stage(IPv4Address("10.0.0.150"), Lease(IPv4Address("10.0.0.150"), MacAddress.parse("52:54:00:00:00:02"),
-                                                    None, None, time.time(), time.time() + 3600))
+    s.systems.add(
+        System(
+            mac=MacAddress.parse("52:54:00:00:00:01"),
+            profile="local",
+            state=SystemState.INSTALL,
+            hostname="web1",
+            ip=IPv4Address("10.0.0.21"),
+        )
+    )
+    s.systems.add(
+        System(
+            mac=MacAddress.parse("52:54:00:00:00:02"),
+            profile="local",
+            state=SystemState.INSTALL,
+            hostname="db1",
+        )
+    )
+    s.leases.stage(
+        IPv4Address("10.0.0.150"),
+        Lease(
+            IPv4Address("10.0.0.150"),
+            MacAddress.parse("52:54:00:00:00:02"),
+            None,
+            None,
+            time.time(),
+            time.time() + 3600,
+        ),
+    )
     s.leases.flush()
     yield s
     s.close()

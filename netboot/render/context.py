@@ -45,7 +45,10 @@ from netboot.render import urls
 from netboot.render.errors import RenderError
 from netboot.render.kinds import InstallerUrls, installer_args
 
-_BAD_IDENT = re.compile(r"[\s\x00-\x1f\x7f]")
+#: a hostname may be any text without whitespace or control characters (it lands in line-based files);
+#: a token goes into URLs and kernel command lines, so it is URL-safe characters only
+_HOSTNAME_OK = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
+_TOKEN_OK = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
 def _is_regular_file(path: Path) -> bool:
@@ -122,14 +125,14 @@ def merge_variables(
     return merged
 
 
-def _check_ident(system: System, name: str, value: str | None) -> None:
-    if value is not None and (not value or _BAD_IDENT.search(value)):
-        raise RenderError(f"system {system.mac}", None, f"{name} {value!r} is empty or has whitespace")
+def _check_ident(system: System, name: str, value: str | None, pattern: re.Pattern[str]) -> None:
+    if value is not None and not pattern.match(value):
+        raise RenderError(f"system {system.mac}", None, f"{name} {value!r} is not usable here")
 
 
 def _system_context(system: System, variables: Mapping[str, Any]) -> dict[str, Any]:
-    _check_ident(system, "hostname", system.hostname)
-    _check_ident(system, "token", system.token)
+    _check_ident(system, "hostname", system.hostname, _HOSTNAME_OK)
+    _check_ident(system, "token", system.token, _TOKEN_OK)
     hostname = system.hostname or f"netboot-{system.mac.hex}"
     domain = variables.get("domain")
     domain = domain if isinstance(domain, str) and domain else None

@@ -25,8 +25,10 @@ FIXTURES = ROOT / "tests" / "fixtures" / "dhcp"
 
 
 def full_config(lab: Lab, first: int = 100, last: int = 150, lease_time: int = 3600) -> str:
-    return (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(first)}-{lab.ip(last)}\n"
-            f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  lease-time: {lease_time}\n")
+    return (
+        f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(first)}-{lab.ip(last)}\n"
+        f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  lease-time: {lease_time}\n"
+    )
 
 
 def probe(ns, *args: str, timeout: float = 30) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
@@ -52,9 +54,15 @@ def test_dhclient_gets_renews_and_releases_a_lease(lab: Lab, tmp_path: Path) -> 
     cli = lab.host("cli")
     mac = lab.mac_of(cli)
     served = start_netboot(lab, srv, tmp_path, config=full_config(lab, lease_time=8))
-    leasefile, pidfile, log = tmp_path / "dhclient.leases", tmp_path / "dhclient.pid", tmp_path / "dhclient.log"
-    client = cli.spawn(["dhclient", "-d", "-v", "-1", "-sf", SCRIPT, "-lf", str(leasefile), "-pf", str(pidfile),
-                        "eth0"], log=log)
+    leasefile, pidfile, log = (
+        tmp_path / "dhclient.leases",
+        tmp_path / "dhclient.pid",
+        tmp_path / "dhclient.log",
+    )
+    client = cli.spawn(
+        ["dhclient", "-d", "-v", "-1", "-sf", SCRIPT, "-lf", str(leasefile), "-pf", str(pidfile), "eth0"],
+        log=log,
+    )
     wait_for_log(log, "bound to", 30)
     ip = addr_of(cli)
     assert ip is not None and ip.startswith(lab.net + ".1"), log.read_text()
@@ -69,8 +77,9 @@ def test_dhclient_gets_renews_and_releases_a_lease(lab: Lab, tmp_path: Path) -> 
 
     client.send_signal(signal.SIGTERM)
     client.wait(10)
-    cli.run("dhclient", "-r", "-v", "-sf", SCRIPT, "-lf", str(leasefile), "-pf", str(pidfile), "eth0",
-            timeout=30)
+    cli.run(
+        "dhclient", "-r", "-v", "-sf", SCRIPT, "-lf", str(leasefile), "-pf", str(pidfile), "eth0", timeout=30
+    )
     wait_for(lambda: not any(x["mac"] == mac for x in served.leases()), 10, what="the release")
     released = [x for x in served.leases("--all") if x["mac"] == mac]
     assert released and not released[0]["active"]
@@ -83,8 +92,9 @@ def test_udhcpc_gets_renews_and_releases_a_lease(lab: Lab, tmp_path: Path) -> No
     mac = lab.mac_of(cli)
     served = start_netboot(lab, srv, tmp_path, config=full_config(lab))
     log = tmp_path / "udhcpc.log"
-    client = cli.spawn(["busybox", "udhcpc", "-f", "-i", "eth0", "-s", SCRIPT, "-t", "5", "-T", "2", "-R"],
-                       log=log)
+    client = cli.spawn(
+        ["busybox", "udhcpc", "-f", "-i", "eth0", "-s", SCRIPT, "-t", "5", "-T", "2", "-R"], log=log
+    )
     wait_for_log(log, "obtained", 30)
     ip = addr_of(cli)
     lease = next(x for x in served.leases() if x["mac"] == mac)
@@ -107,8 +117,21 @@ def test_perfdhcp_no_drops_no_address_twice(lab: Lab, tmp_path: Path) -> None:
     cli = lab.host("perf", 2)
     served = start_netboot(lab, srv, tmp_path, config=full_config(lab, first=10, last=250))
     # perfdhcp acts as a relay (giaddr = its own address) and simulates -R distinct clients
-    result = cli.run("perfdhcp", "-4", "-l", "eth0", "-r", "200", "-p", "5", "-R", "200", lab.ip(1),
-                     timeout=60, check=False)
+    result = cli.run(
+        "perfdhcp",
+        "-4",
+        "-l",
+        "eth0",
+        "-r",
+        "200",
+        "-p",
+        "5",
+        "-R",
+        "200",
+        lab.ip(1),
+        timeout=60,
+        check=False,
+    )
     output = result.stdout + result.stderr
     (tmp_path / "perfdhcp.txt").write_text(output)
     sent = [int(x) for x in re.findall(r"sent packets: (\d+)", output)]
@@ -129,14 +152,32 @@ def test_proxy_mode_beside_dnsmasq(lab: Lab, tmp_path: Path) -> None:
     srv = lab.host("srv", 1)
     dns = lab.host("dnsmasq", 2)
     cli = lab.host("cli")
-    dns.spawn(["dnsmasq", "-d", "--port=0", "--interface=eth0", "--bind-interfaces",
-               f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h", f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
-               "--no-ping", "--log-dhcp"], log=tmp_path / "dnsmasq.log")
+    dns.spawn(
+        [
+            "dnsmasq",
+            "-d",
+            "--port=0",
+            "--interface=eth0",
+            "--bind-interfaces",
+            f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
+            f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
+            "--no-ping",
+            "--log-dhcp",
+        ],
+        log=tmp_path / "dnsmasq.log",
+    )
     served = start_netboot(lab, srv, tmp_path, "--dhcp-mode", "proxy")
     time.sleep(0.5)
 
-    pxe = probe(cli, "--mac", "52:54:00:12:00:01", "--fixture", str(FIXTURES / "uefi-pxe-0-discover.bin"),
-                "--wait", "3")
+    pxe = probe(
+        cli,
+        "--mac",
+        "52:54:00:12:00:01",
+        "--fixture",
+        str(FIXTURES / "uefi-pxe-0-discover.bin"),
+        "--wait",
+        "3",
+    )
     by_src = {r["src"]: r for r in pxe}
     assert set(by_src) == {lab.ip(1), lab.ip(2)}, pxe
     address_offer, boot_offer = by_src[lab.ip(2)], by_src[lab.ip(1)]
@@ -148,9 +189,23 @@ def test_proxy_mode_beside_dnsmasq(lab: Lab, tmp_path: Path) -> None:
 
     # the PXE 2.1 step on port 4011: the client, now with its address, asks netboot directly
     cli.run("ip", "addr", "add", f"{lab.ip(77)}/24", "dev", "eth0")
-    acks = probe(cli, "--mac", "52:54:00:12:00:01", "--fixture", str(FIXTURES / "uefi-pxe-2-request.bin"),
-                 "--mode", "proxy-4011", "--server", lab.ip(1), "--server-port", "4011", "--client-port", "4011",
-                 "--wait", "2")
+    acks = probe(
+        cli,
+        "--mac",
+        "52:54:00:12:00:01",
+        "--fixture",
+        str(FIXTURES / "uefi-pxe-2-request.bin"),
+        "--mode",
+        "proxy-4011",
+        "--server",
+        lab.ip(1),
+        "--server-port",
+        "4011",
+        "--client-port",
+        "4011",
+        "--wait",
+        "2",
+    )
     assert len(acks) == 1 and acks[0]["type"] == "ACK" and acks[0]["file"] == "ipxe.efi"
     assert acks[0]["sport"] == 4011 and acks[0]["yiaddr"] == "0.0.0.0"
     cli.run("ip", "addr", "flush", "dev", "eth0")
@@ -192,4 +247,5 @@ def test_acked_lease_survives_kill_9(lab: Lab, tmp_path: Path) -> None:
     served.proc.wait(5)
     leases = served.leases()
     assert {"ip": ack["yiaddr"], "mac": "52:54:00:12:00:04"}.items() <= next(
-        x for x in leases if x["mac"] == "52:54:00:12:00:04").items()
+        x for x in leases if x["mac"] == "52:54:00:12:00:04"
+    ).items()

@@ -20,22 +20,42 @@ pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
 @pytest.mark.parametrize("mode", ["full", "proxy"])
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
-def test_firmware_reaches_boot_script(lab: Lab, tmp_path: Path, artifacts: Path, firmware: str, mode: str
-                                      ) -> None:
+def test_firmware_reaches_boot_script(
+    lab: Lab, tmp_path: Path, artifacts: Path, firmware: str, mode: str
+) -> None:
     assert not missing_firmware(firmware), f"make test installs {missing_firmware(firmware)}"
     srv = lab.host("srv", 1)
     if mode == "proxy":
         dns = lab.host("dnsmasq", 2)
-        dns.spawn(["dnsmasq", "-d", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping",
-                   f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h", f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
-                   "--log-dhcp"], log=artifacts / "dnsmasq.log")
+        dns.spawn(
+            [
+                "dnsmasq",
+                "-d",
+                "--port=0",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--no-ping",
+                f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
+                f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
+                "--log-dhcp",
+            ],
+            log=artifacts / "dnsmasq.log",
+        )
         served = start_netboot(lab, srv, artifacts, "--dhcp-mode", "proxy")
     else:
-        served = start_netboot(lab, srv, artifacts, "--dhcp-mode", "full", "--dhcp-range",
-                               f"{lab.ip(100)}-{lab.ip(110)}")
+        served = start_netboot(
+            lab, srv, artifacts, "--dhcp-mode", "full", "--dhcp-range", f"{lab.ip(100)}-{lab.ip(110)}"
+        )
     mac = "52:54:00:5e:00:01" if firmware == "bios" else "52:54:00:5e:00:02"
-    spec = VmSpec(name=f"{firmware}-{mode}", mac=mac, tap=lab.tap(), firmware=firmware, memory_mb=256,
-                  serial_log=artifacts / "serial.log", state_dir=tmp_path)
+    spec = VmSpec(
+        name=f"{firmware}-{mode}",
+        mac=mac,
+        tap=lab.tap(),
+        firmware=firmware,
+        memory_mb=256,
+        serial_log=artifacts / "serial.log",
+        state_dir=tmp_path,
+    )
     started = time.monotonic()
     lab.bridge.spawn(command(spec), log=artifacts / "qemu.log")
     try:

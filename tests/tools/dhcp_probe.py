@@ -27,7 +27,9 @@ from netboot.protocol.errors import DecodeError  # noqa: E402
 
 
 def require_namespace() -> str:
-    name = subprocess.run(["ip", "netns", "identify", str(os.getpid())], capture_output=True, text=True).stdout
+    name = subprocess.run(
+        ["ip", "netns", "identify", str(os.getpid())], capture_output=True, text=True
+    ).stdout
     if not name.strip():
         sys.exit("dhcp_probe: refusing to send DHCP from the host's own network namespace")
     return name.strip()
@@ -63,8 +65,12 @@ def collect(sock: socket.socket, xid: int, wait: float) -> list[tuple[DhcpPacket
 def describe(packet: DhcpPacket, src: tuple[str, int]) -> dict[str, object]:
     mt = packet.message_type
     return {
-        "src": src[0], "sport": src[1], "type": mt.name if mt else None, "yiaddr": str(packet.yiaddr),
-        "siaddr": str(packet.siaddr), "file": packet.file.decode(errors="replace"),
+        "src": src[0],
+        "sport": src[1],
+        "type": mt.name if mt else None,
+        "yiaddr": str(packet.yiaddr),
+        "siaddr": str(packet.siaddr),
+        "file": packet.file.decode(errors="replace"),
         "server_id": str(packet.server_id) if packet.server_id else None,
         "broadcast": packet.broadcast,
         "options": {str(code): value.hex() for code, value in packet.options},
@@ -87,8 +93,12 @@ def base_packet(args: argparse.Namespace, mac: MacAddress) -> DhcpPacket:
     if args.client_id:
         options.append((Opt.CLIENT_ID, bytes.fromhex(args.client_id)))
     options.append((Opt.PARAM_REQUEST, bytes([1, 3, 6, 15, 43, 60, 66, 67])))
-    return DhcpPacket(xid=int.from_bytes(os.urandom(4), "big"), flags=0x8000, chaddr=mac.packed + bytes(10),
-                      options=tuple(options))
+    return DhcpPacket(
+        xid=int.from_bytes(os.urandom(4), "big"),
+        flags=0x8000,
+        chaddr=mac.packed + bytes(10),
+        options=tuple(options),
+    )
 
 
 def with_type(packet: DhcpPacket, msg: MessageType, extra: dict[int, bytes | None]) -> DhcpPacket:
@@ -117,8 +127,14 @@ def main() -> None:
     dest = (args.server, args.server_port)
 
     if args.mode == "garbage":
-        samples = [b"", b"\x01", os.urandom(100), b"\x01" * 300, os.urandom(1500),
-                   bytes(236) + b"\x63\x82\x53\x63" + bytes([61, 255]) + b"x" * 10]
+        samples = [
+            b"",
+            b"\x01",
+            os.urandom(100),
+            b"\x01" * 300,
+            os.urandom(1500),
+            bytes(236) + b"\x63\x82\x53\x63" + bytes([61, 255]) + b"x" * 10,
+        ]
         for i in range(min(args.count, 1000)):
             sock.sendto(samples[i % len(samples)], dest)
         return
@@ -141,8 +157,11 @@ def main() -> None:
     if not offers:
         sys.exit("no OFFER with an address")
     offer = offers[0]
-    request = with_type(packet, MessageType.REQUEST, {
-        Opt.REQUESTED_IP: offer.yiaddr.packed, Opt.SERVER_ID: offer.get(Opt.SERVER_ID)})
+    request = with_type(
+        packet,
+        MessageType.REQUEST,
+        {Opt.REQUESTED_IP: offer.yiaddr.packed, Opt.SERVER_ID: offer.get(Opt.SERVER_ID)},
+    )
     sock.sendto(encode(request), dest)
     for reply, src in collect(sock, request.xid, args.wait):
         print(json.dumps(describe(reply, src)), flush=True)
