@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from netlab import Lab  # noqa: E402
+from netlab import Lab
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

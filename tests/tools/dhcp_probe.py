@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from netboot.mac import MacAddress  # noqa: E402
-from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode, encode  # noqa: E402
-from netboot.protocol.errors import DecodeError  # noqa: E402
+from netboot.mac import MacAddress
+from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode, encode
+from netboot.protocol.errors import DecodeError
 
 
 def require_namespace() -> str:
