@@ -98,6 +98,7 @@ def serve(config_file: Path | None, data_dir: Path | None, interfaces: tuple[str
       netboot serve --interface eth1
       netboot serve --interface eth1 --dhcp-mode full --dhcp-range 10.0.0.100-10.0.0.200
     """
+    from netboot.daemon import StartupError
     from netboot.daemon import serve as run
     from netboot.logutil import setup_logging
     from netboot.store import StoreError
@@ -110,7 +111,7 @@ def serve(config_file: Path | None, data_dir: Path | None, interfaces: tuple[str
     cfg = _full_mode_subnet(cfg)
     try:
         sys.exit(run(cfg))
-    except StoreError as exc:
+    except (StoreError, StartupError) as exc:
         fail(str(exc), 1)
     except PermissionError as exc:
         fail(f"{exc} (ports below 1024 need root or CAP_NET_BIND_SERVICE)", 1)
@@ -173,5 +174,16 @@ def leases(config_file: Path | None, data_dir: Path | None, as_json: bool, show_
         click.echo(f"{x.ip!s:<16}{x.mac!s:<19}{x.hostname or '-':<24}{state:<10}{expires}")
 
 
+def _register_commands() -> None:
+    from netboot.cli_systems import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()
+from netboot.cli_lab import lab; main.add_command(lab)  # noqa: E402, E702, I001  (`netboot lab`)
+from netboot.cli_accounts import add_to; add_to(main)  # noqa: E402, E702, I001  (`netboot user`, `token`)

@@ -176,10 +176,19 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpServer, str]:
     return server, f"tftp on {bind}:{server.server_address[1]} (root {root})"
 
 
+class StartupError(RuntimeError):
+    """The daemon refuses to start; the message says what to fix."""
+
+
 def build_daemon(config: Config) -> Daemon:
     runtime = build_runtime(config)
     daemon = Daemon(runtime)
     try:
+        loaded = runtime.profiles
+        if runtime.profile_errors:
+            raise StartupError("bad profiles, fix them or run `netboot check`:\n  " +
+                               "\n  ".join(runtime.profile_errors))
+        log.info("profiles: %s (from %s)", ", ".join(loaded.names()), runtime.profiles_dir)
         if config.dhcp.mode != "off":
             dhcp, text = build_dhcp(runtime)
             daemon.servers["dhcp"] = dhcp

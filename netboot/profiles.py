@@ -90,9 +90,9 @@ class FileSource:
         return PurePosixPath(self.url.split("?", 1)[0].split("#", 1)[0]).name or "file"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Profile:
-    """One loaded profile with its parents already merged in."""
+    """One loaded profile with its parents already merged in. Compared and hashed by identity."""
 
     name: str
     file: Path
@@ -187,9 +187,10 @@ class Selector:
         return all(facts.labels.get(k) == v for k, v in self.labels.items())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Group:
-    """Machines matching ``selector`` get ``profile`` and ``variables`` (above the profile's)."""
+    """Machines matching ``selector`` get ``profile`` and ``variables`` (above the profile's).
+    Compared and hashed by identity."""
 
     name: str
     file: Path
@@ -410,7 +411,7 @@ class _Loader:
         self.raws[name] = _Raw(name, folder, loc, fields, ok=len(self.errors) == before)
 
     def check_field(self, loc: Located, key: str, value: Any) -> Any:
-        if key in ("description",):
+        if key == "description":
             return self.text(loc, key, value)
         if key == "parent":
             text = self.text(loc, key, value)

@@ -2,6 +2,15 @@
 
 Used by ``netboot lab`` and by the firmware tests. KVM is used only when ``/dev/kvm`` can really run a
 guest (checked by starting one); otherwise TCG, which is slow but works everywhere.
+
+Firmware facts this relies on (QEMU 7.2, ipxe-qemu 2019, OVMF 2022.11 from Debian 12):
+
+- ``bios``: SeaBIOS runs the e1000 option ROM, which *is* iPXE (``/usr/lib/ipxe/qemu/efi-e1000.rom``).
+- ``uefi``: OVMF's own PXE client on ``virtio-net-pci,romfile=`` (no iPXE ROM), which TFTPs ``ipxe.efi``.
+- ``uefi-http``: the same NIC with OVMF's PXE entries switched off through fw_cfg
+  (``opt/org.tianocore/IPv4PXESupport`` = ``no``, read by OVMF's PxeBcPcdProducerLib with
+  ``QemuFwCfgParseBool``, which takes true/yes/y/1 and false/no/n/0), so the only network boot option
+  left for the NIC is UEFI HTTP Boot.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from pathlib import Path
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+IPXE_E1000_ROM = Path("/usr/lib/ipxe/qemu/efi-e1000.rom")
 FIRMWARES = ("bios", "uefi", "uefi-http")
 
 
@@ -24,7 +34,10 @@ class VmSpec:
     firmware: str = "bios"
     memory_mb: int = 1024
     disk: Path | None = None
+    #: the serial console's output, appended to this file
     serial_log: Path | None = None
+    #: with ``serial_log``: also offer the serial console on this UNIX socket (``netboot lab console``)
+    serial_socket: Path | None = None
     #: directory for per-VM files (a writable copy of the OVMF variable store)
     state_dir: Path | None = None
 
@@ -34,11 +47,16 @@ def missing_firmware(firmware: str) -> list[str]:
     missing = []
     if shutil.which("qemu-system-x86_64") is None:
         missing.append("qemu-system-x86")
-    if firmware == "bios" and not Path("/usr/lib/ipxe/qemu/efi-e1000.rom").exists():
+    if firmware == "bios" and not IPXE_E1000_ROM.exists():
         missing.append("ipxe-qemu")
     if firmware.startswith("uefi") and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
         missing.append("ovmf")
     return missing
+
+
+def missing_disk_tools() -> list[str]:
+    """Debian packages needed to create VM disks (``qemu-img``)."""
+    return [] if shutil.which("qemu-img") else ["qemu-utils"]
 
 
 def kvm_usable() -> bool:
@@ -47,21 +65,81 @@ def kvm_usable() -> bool:
         return False
     try:
         result = subprocess.run(
-            ["qemu-system-x86_64", "-accel", "kvm", "-machine", "none", "-display", "none", "-S",
-             "-monitor", "none", "-serial", "none", "-no-user-config", "-nodefaults", "-daemonize",
-             "-pidfile", "/dev/null"],
-            capture_output=True, timeout=10)
+            [
+                "qemu-system-x86_64",
+                "-accel",
+                "kvm",
+                "-machine",
+                "none",
+                "-display",
+                "none",
+                "-S",
+                "-monitor",
+                "none",
+                "-serial",
+                "none",
+                "-no-user-config",
+                "-nodefaults",
+                "-daemonize",
+                "-pidfile",
+                "/dev/null",
+            ],
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
 
 
+def create_disk(path: Path, size_gb: int = 8) -> None:
+    """A sparse qcow2 disk (grows only as the guest writes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_gb}G"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def _serial(spec: VmSpec) -> list[str]:
+    if spec.serial_log is None:
+        return ["-serial", "null"]
+    if spec.serial_socket is None:
+        return ["-serial", f"file:{spec.serial_log}"]
+    # a socket server that never waits for a client; everything the guest writes also goes to the log
+    return [
+        "-chardev",
+        f"socket,id=serial0,path={spec.serial_socket},server=on,wait=off,"
+        f"logfile={spec.serial_log},logappend=on",
+        "-serial",
+        "chardev:serial0",
+    ]
+
+
 def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
     """The qemu-system-x86_64 argv for ``spec``: no display, serial to a file, network boot first."""
-    cmd = ["qemu-system-x86_64", "-name", spec.name, "-accel", accel, "-m", str(spec.memory_mb),
-           "-display", "none", "-no-user-config", "-nodefaults", "-vga", "std",
-           "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no"]
-    cmd += ["-serial", f"file:{spec.serial_log}" if spec.serial_log else "null"]
+    if spec.firmware not in FIRMWARES:
+        raise ValueError(f"unknown firmware {spec.firmware!r}; one of {', '.join(FIRMWARES)}")
+    cmd = [
+        "qemu-system-x86_64",
+        "-name",
+        spec.name,
+        "-accel",
+        accel,
+        "-m",
+        str(spec.memory_mb),
+        "-display",
+        "none",
+        "-no-user-config",
+        "-nodefaults",
+        "-vga",
+        "std",
+        "-netdev",
+        f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
+    ]
+    cmd += _serial(spec)
     if spec.firmware == "bios":
         cmd += ["-device", f"e1000,netdev=net0,mac={spec.mac},bootindex=1"]
     else:
@@ -71,14 +149,24 @@ def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
         vars_copy = spec.state_dir / f"{spec.name}-OVMF_VARS.fd"
         if not vars_copy.exists():
             shutil.copyfile(OVMF_VARS, vars_copy)
-        cmd += ["-machine", "q35",
-                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
-                # romfile= empty: OVMF's own PXE/HTTP client, not the NIC's iPXE ROM
-                "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac},romfile=,bootindex=1"]
+        cmd += [
+            "-machine",
+            "q35",
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            "-drive",
+            f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            # romfile= empty: OVMF's own PXE/HTTP client, not the NIC's iPXE ROM
+            "-device",
+            f"virtio-net-pci,netdev=net0,mac={spec.mac},romfile=,bootindex=1",
+        ]
         if spec.firmware == "uefi-http":
-            cmd += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
-                    "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
+            cmd += [
+                "-fw_cfg",
+                "name=opt/org.tianocore/IPv4PXESupport,string=no",
+                "-fw_cfg",
+                "name=opt/org.tianocore/IPv6PXESupport,string=no",
+            ]
     if spec.disk is not None:
         cmd += ["-drive", f"file={spec.disk},if=virtio,format=qcow2"]
     return cmd

@@ -6,14 +6,46 @@ module reaches for globals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from netboot.config import Config
 from netboot.events import EventRecorder
 from netboot.loaders import Loaders, find_loaders
+from netboot.machines import Machines
+from netboot.profiles import ProfileSet, load_profiles_collect
+from netboot.render import ServerFacts
 from netboot.servers.netif import default_server_ip, interface_info
 from netboot.store import Store, open_store
+
+log = logging.getLogger("netboot")
+
+#: the sample profiles of this checkout (or of the installed package's source tree)
+SAMPLE_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+#: how often (seconds) the profiles directory is checked for changes
+PROFILE_CHECK_INTERVAL = 2.0
+
+
+def profiles_dir_of(config: Config) -> Path:
+    return config.profiles_dir or SAMPLE_PROFILES
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under ``root`` with its mtime and size: a change to any of them means reload."""
+    out: list[tuple[str, int, int]] = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            out.append((os.path.join(dirpath, name), st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
 
 
 @dataclass
@@ -24,10 +56,52 @@ class Runtime:
     loaders: Loaders
     #: the address clients are told to use (next-server, URLs); None = each interface's own address
     server_ip: IPv4Address | None
+    profiles_dir: Path = field(default=SAMPLE_PROFILES)
+    _profiles: ProfileSet | None = field(default=None, repr=False)
+    #: problems of the last (re)load, ``file:line: key: reason`` each; the last good set keeps serving
+    profile_errors: list[str] = field(default_factory=list)
+    _signature: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
+    _checked: float = field(default=0.0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def profiles(self) -> ProfileSet:
+        """The loaded profiles, reloaded when a file under the directory changes (checked every 2 s)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._profiles is not None and now - self._checked < PROFILE_CHECK_INTERVAL:
+                return self._profiles
+            self._checked = now
+            signature = _signature(self.profiles_dir)
+            if self._profiles is not None and signature == self._signature:
+                return self._profiles
+            loaded, errors = load_profiles_collect(self.profiles_dir)
+            self._signature = signature
+            self.profile_errors = [str(e) for e in errors]
+            if self._profiles is None or not errors:
+                self._profiles = loaded
+                log.info("profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none")
+            for message in self.profile_errors:
+                log.error("profile problem (%s): %s", "keeping the previous profiles" if self._profiles is not
+                          loaded else "profile skipped", message)
+            return self._profiles
+
+    @property
+    def machines(self) -> Machines:
+        return Machines(self.store, self.recorder, self.profiles, self.config.unknown_default)
+
+    def facts(self, host: str | None = None) -> ServerFacts:
+        """Server facts for rendering; ``host`` (the address a client reached us at) when none is set."""
+        ip = str(self.server_ip) if self.server_ip is not None else (host or "127.0.0.1")
+        cfg = self.config
+        return ServerFacts(server_ip=ip, http_port=cfg.ports.http,
+                           domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain)
 
     def tftp_dynamic(self, name: str, client: tuple[str, int]) -> bytes | None:
         """Per-MAC files rendered on request for TFTP (pxelinux/GRUB configs); None = not ours."""
-        return None
+        from netboot.tftpfiles import render_tftp_file
+
+        return render_tftp_file(self, name, client)
 
     def close(self) -> None:
         self.store.close()
@@ -55,4 +129,5 @@ def build_runtime(config: Config) -> Runtime:
         recorder=EventRecorder(store.events),
         loaders=find_loaders(config.loaders),
         server_ip=resolve_server_ip(config),
+        profiles_dir=profiles_dir_of(config),
     )

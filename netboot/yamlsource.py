@@ -54,17 +54,24 @@ def _scalar(node: yaml.Node, path: str, constructor: yaml.constructor.SafeConstr
     dropped that, and an admin never means it: such scalars stay text. Unsupported tags and merge keys
     (``<<``) become a :class:`SourceError` at their line instead of a traceback.
     """
-    if (isinstance(node, yaml.ScalarNode) and node.tag in _BASE60_TAGS and node.style is None
-            and ":" in node.value):
+    if (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag in _BASE60_TAGS
+        and node.style is None
+        and ":" in node.value
+    ):
         return node.value
     try:
         return constructor.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SourceError("", node.start_mark.line + 1, path or None, f"unsupported YAML: {problem}") from None
+        line = node.start_mark.line + 1
+        raise SourceError("", line, path or None, f"unsupported YAML: {problem}") from None
 
 
-def _walk(node: yaml.Node, path: str, lines: dict[str, int], constructor: yaml.constructor.SafeConstructor) -> Any:
+def _walk(
+    node: yaml.Node, path: str, lines: dict[str, int], constructor: yaml.constructor.SafeConstructor
+) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -77,8 +84,10 @@ def _walk(node: yaml.Node, path: str, lines: dict[str, int], constructor: yaml.c
             out[key] = _walk(value_node, child, lines, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, f"{path}.{i}" if path else str(i), lines, constructor)
-                for i, item in enumerate(node.value)]
+        return [
+            _walk(item, f"{path}.{i}" if path else str(i), lines, constructor)
+            for i, item in enumerate(node.value)
+        ]
     return _scalar(node, path, constructor)
 
 

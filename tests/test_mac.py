@@ -113,7 +113,9 @@ def test_bytes() -> None:
 def test_ordering_and_sets() -> None:
     low, high = MacAddress.parse("00:00:00:00:00:01"), MacAddress.parse("ff:ff:ff:ff:ff:fe")
     assert low < CANONICAL < high
-    assert {MacAddress.parse("52-54-00-AB-CD-EF"), CANONICAL, MacAddress.parse("5254.00ab.cdef")} == {CANONICAL}
+    assert {MacAddress.parse("52-54-00-AB-CD-EF"), CANONICAL, MacAddress.parse("5254.00ab.cdef")} == {
+        CANONICAL
+    }
 
 
 def test_frozen() -> None:
@@ -124,8 +126,13 @@ def test_frozen() -> None:
 @given(st.binary(min_size=6, max_size=6), st.booleans())
 def test_every_rendering_parses_back(raw: bytes, upper: bool) -> None:
     mac = MacAddress.from_bytes(raw)
-    spellings = [mac.colon, mac.pxelinux, mac.hex, mac.colon.replace(":", "-"),
-                 f"{mac.hex[0:4]}.{mac.hex[4:8]}.{mac.hex[8:12]}"]
+    spellings = [
+        mac.colon,
+        mac.pxelinux,
+        mac.hex,
+        mac.colon.replace(":", "-"),
+        f"{mac.hex[0:4]}.{mac.hex[4:8]}.{mac.hex[8:12]}",
+    ]
     for text in spellings:
         assert MacAddress.parse(text.upper() if upper else text) == mac
     assert MacAddress.from_bytes(mac.packed) == mac

@@ -72,6 +72,7 @@ class LeasePool:
         self._offers: dict[IPv4Address, tuple[ClientKey, float]] = {}
         self._cursor = int(first)
         self._offered: dict[bytes, IPv4Address] = {}  # client identity -> address held for its offer
+        self._prune_at = 4096
         for lease in sorted(repo.all(), key=lambda lease: lease.expires):
             self._by_ip[lease.ip] = lease
             if lease.state == "active":  # as _set() does: a quarantined row is nobody's lease
@@ -166,9 +167,10 @@ class LeasePool:
                 del self._offers[previous]  # one held offer per client
         self._offers[ip] = (key, now + OFFER_HOLD)
         self._offered[key.ident] = ip
-        if len(self._offers) > 4096:
+        if len(self._offers) > self._prune_at or len(self._offered) > self._prune_at:
             self._offers = {k: v for k, v in self._offers.items() if v[1] > now}
             self._offered = {v[0].ident: k for k, v in self._offers.items()}
+            self._prune_at = max(4096, 2 * len(self._offers))  # amortised: not a scan per DISCOVER
 
     def commit(self, ip: IPv4Address, key: ClientKey, hostname: str | None, now: float) -> Lease:
         """Bind ``ip`` to ``key`` (the ACK); staged for the next flush. Caller checked allocatable()."""
@@ -188,7 +190,10 @@ class LeasePool:
             if old is not None and key.owns(old) and old.state == "active":
                 self._set(old_ip, None)  # one address per client
         self._offers.pop(ip, None)
-        self._offered.pop(key.ident, None)
+        held = self._offered.pop(key.ident, None)
+        offer = self._offers.get(held) if held is not None and held != ip else None
+        if held is not None and offer is not None and offer[0].ident == key.ident:
+            del self._offers[held]  # it took another address: that offer is free again
         self._set(ip, lease)
         return lease
 

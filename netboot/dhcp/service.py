@@ -271,7 +271,9 @@ class DhcpService:
             (Opt.MESSAGE, why.encode()),
         ]
         reply = self._reply_header(packet, yiaddr=ZERO, siaddr=ZERO, file=b"", options=options)
-        reply = replace(reply, flags=reply.flags | 0x8000 if packet.giaddr != ZERO else reply.flags)
+        # RFC 2131 table 3: ciaddr is 0 in a NAK; through a relay the broadcast bit is set (4.1)
+        flags = reply.flags | 0x8000 if packet.giaddr != ZERO else reply.flags
+        reply = replace(reply, ciaddr=ZERO, flags=flags)
         data = encode_reply(reply, packet)
         if packet.giaddr != ZERO:
             return Outgoing(data, (str(packet.giaddr), self._server_port), ingress.ifindex)

@@ -26,8 +26,10 @@ from netboot.protocol.errors import DecodeError
 Buffer: TypeAlias = bytes | bytearray | memoryview
 #: A socket address as the socket module gives it: ``(host, port)`` or IPv6's 4-tuple.
 Address: TypeAlias = tuple[Any, ...]
-#: One datagram to send: buffers to gather into it (``socket.sendmsg``) and its destination.
-Send: TypeAlias = tuple[tuple[Buffer, ...], Address]
+#: Something to send: ``(data, destination, segment)``. With ``segment`` 0, ``data`` is one datagram;
+#: otherwise it is consecutive datagrams of ``segment`` bytes (the last may be shorter), laid out so the
+#: transport can give a whole window to the kernel in one UDP GSO call (see :func:`datagrams`).
+Send: TypeAlias = tuple[Buffer, Address, int]
 #: Option (name, value) pairs in wire order; names lower-cased.
 Options: TypeAlias = tuple[tuple[str, str], ...]
 
@@ -190,6 +192,15 @@ def encode(packet: Packet) -> bytes:
 
 def _encode_options(options: Options) -> bytes:
     return b"".join(k.encode("latin-1") + b"\0" + v.encode("latin-1") + b"\0" for k, v in options)
+
+
+def datagrams(send: Send) -> list[Buffer]:
+    """The individual datagrams of a :data:`Send` (zero-copy slices when it holds a window)."""
+    data, _, segment = send
+    if not segment or len(data) <= segment:
+        return [data]
+    view = memoryview(data)
+    return [view[pos : pos + segment] for pos in range(0, len(view), segment)]
 
 
 def error_datagram(code: ErrorCode | int, message: str) -> bytes:
@@ -412,7 +423,7 @@ class ReadTransfer:
         if self.negotiation.accepted:
             self._phase = _OACK_SENT
             self._deadline = now + self._rto
-            return [((self._oack,), self._client)]
+            return [(self._oack, self._client, 0)]
         self._phase = _SENDING
         return self._send_window(now)
 
@@ -447,7 +458,7 @@ class ReadTransfer:
         self._rto = min(self._rto * 2, self._rto_cap)
         if self._phase == _OACK_SENT:
             self._deadline = now + self._rto
-            return [((self._oack,), self._client)]
+            return [(self._oack, self._client, 0)]
         self._next = self._base
         self._resent, self._dup_ok = True, False
         return self._send_window(now)
@@ -457,7 +468,7 @@ class ReadTransfer:
         if self._phase == _DONE:
             return []
         self._finish(Outcome.FAILED, (int(code), message))
-        return [((error_datagram(code, message),), self._client)]
+        return [(error_datagram(code, message), self._client, 0)]
 
     # ------------------------------------------------------------------------------------ internals
 
@@ -465,30 +476,23 @@ class ReadTransfer:
         """RFC 1350: wrong TID gets ERROR 5 and leaves the transfer alone; never answer an ERROR with one."""
         if len(datagram) >= 2 and datagram[0] == 0 and datagram[1] == _ERROR:
             return []
-        return [((error_datagram(ErrorCode.UNKNOWN_TID, "unknown transfer ID"),), addr)]
+        return [(error_datagram(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr, 0)]
 
     def _on_ack(self, wire_block: int, now: float) -> list[Send]:
-        if self._phase == _OACK_SENT:
-            if wire_block != 0:
-                self.ignored += 1
-                return []
-            self._phase = _SENDING
-            self._progress()
-            return self._send_window(now)
+        if self._phase != _SENDING:
+            return self._on_oack_ack(wire_block, now)
         # Unwrap the 16-bit number into base-1 .. base+65534; anything not yet sent is stale or bogus.
-        block = self._base - 1 + ((wire_block - self._base + 1) & 0xFFFF)
+        base = self._base
+        block = base - 1 + ((wire_block - base + 1) & 0xFFFF)
         if block >= self._next:
             self.ignored += 1
             return []
-        if block >= self._base:
-            return self._on_new_ack(block, now)
-        if not self._dup_ok:
-            return []
-        self._dup_ok, self._resent = False, True
-        self._next = self._base
-        return self._send_window(now)
-
-    def _on_new_ack(self, block: int, now: float) -> list[Send]:
+        if block < base:  # a duplicate of the previous ACK
+            if not self._dup_ok:
+                return []
+            self._dup_ok, self._resent = False, True
+            self._next = base
+            return self._send_window(now)
         self.acked_blocks = block
         if block == self._last:
             self._finish(Outcome.COMPLETE, None)
@@ -500,13 +504,25 @@ class ReadTransfer:
         self._progress()
         return self._send_window(now)
 
+    def _on_oack_ack(self, wire_block: int, now: float) -> list[Send]:
+        if self._phase != _OACK_SENT or wire_block != 0:
+            self.ignored += 1
+            return []
+        self._phase = _SENDING
+        self._progress()
+        return self._send_window(now)
+
     def _progress(self) -> None:
         """The client is alive: a fresh retry budget and the base timeout again."""
         self._retries_left = self._limits.retries
         self._rto = self.negotiation.timeout
 
     def _send_window(self, now: float) -> list[Send]:
-        """DATA from ``_next`` to the end of the window starting at ``_base``, from one read of the source."""
+        """DATA from ``_next`` to the end of the window starting at ``_base``, from one read of the source.
+
+        A window leaves as one buffer of back-to-back DATA datagrams (one copy of the file data, made by
+        the join), so the transport can send it with one system call.
+        """
         start, blksize = self._next, self._blksize
         end = min(self._base + self._windowsize, self._last + 1)
         offset = (start - 1) * blksize
@@ -514,16 +530,19 @@ class ReadTransfer:
         data = self._source.read(offset, length) if length > 0 else b""
         if len(data) != max(length, 0):
             return self.abort(ErrorCode.NOT_DEFINED, "file changed while being sent")
-        view = memoryview(data)
-        client, pack = self._client, _HEADER.pack
-        sends: list[Send] = []
-        pos = 0
-        for block in range(start, end):
-            sends.append(((pack(_DATA, block & 0xFFFF), view[pos : pos + blksize]), client))
-            pos += blksize
         self._next = end
         self._deadline = now + self._rto
-        return sends
+        pack = _HEADER.pack
+        if end - start == 1:
+            return [(pack(_DATA, start & 0xFFFF) + data, self._client, 0)]
+        view = memoryview(data)
+        parts: list[Buffer] = []
+        pos = 0
+        for block in range(start, end):
+            parts.append(pack(_DATA, block & 0xFFFF))
+            parts.append(view[pos : pos + blksize])
+            pos += blksize
+        return [(b"".join(parts), self._client, blksize + 4)]
 
     def _finish(self, outcome: Outcome, error: tuple[int, str] | None) -> None:
         self._phase = _DONE

@@ -92,6 +92,7 @@ def check_autoyast(content: str, file: str = "autoinst.xml") -> list[Problem]:
     sections: dict[str, int] = {}
     values: dict[tuple[str, ...], str] = {}
     parser = expat.ParserCreate(namespace_separator=" ")
+    root_ok = [True]
 
     def add(line: int | None, message: str, severity: str = "error") -> None:
         problems.append(Problem(file, line, message, severity))
@@ -112,7 +113,8 @@ def check_autoyast(content: str, file: str = "autoinst.xml") -> list[Problem]:
         if not stack:
             if ns != YAST_NS or name != "profile":
                 add(line, f'root must be <profile xmlns="{YAST_NS}">, got <{name}> in {ns or "no namespace"}')
-        elif ns != YAST_NS:
+                root_ok[0] = False
+        elif ns != YAST_NS and root_ok[0]:  # one message for a wrong root namespace, not one per element
             add(line, f"<{name}> is not in the yast2 namespace {YAST_NS}")
         if len(stack) == 1:
             if name in sections:

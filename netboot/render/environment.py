@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, Undefined
 from jinja2.exceptions import SecurityError, TemplateRuntimeError, TemplateSyntaxError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
@@ -115,9 +115,19 @@ class NetbootSandbox(ImmutableSandboxedEnvironment):
 
 
 def _finalize(value: Any) -> Any:
+    """Refuse to print None, and undefined values hidden inside a list or dict (``[Undefined]``)."""
     if value is None:
         raise TemplateRuntimeError("value is None: test it with 'is none' or give a default")
+    _no_undefined(value, 0)
     return value
+
+
+def _no_undefined(value: Any, depth: int) -> None:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if depth < 8 and isinstance(value, list | tuple | dict):
+        for item in value.values() if isinstance(value, dict) else value:
+            _no_undefined(item, depth + 1)
 
 
 def _autoescape(name: str | None) -> bool:

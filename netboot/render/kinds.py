@@ -117,8 +117,12 @@ def installer_args(
     Jumpstart's boot properties join a ``-B`` list already in ``base`` (Solaris reads one ``-B``).
     """
     args = list(base)
-    host = hostname if hostname and _HOSTNAME.match(hostname) else None
     dom = domain if domain and _DOMAIN.match(domain) else None
+    host = hostname
+    if host and "." in host and _DOMAIN.match(host):  # an FQDN: its first label, the rest as domain
+        host, _, rest = host.partition(".")
+        dom = dom or rest
+    host = host if host and _HOSTNAME.match(host) else None
     if kind == "kickstart":
         args.append(f"inst.ks={urls.answer['ks.cfg']}")
     elif kind == "preseed":

@@ -142,6 +142,7 @@ def validate_kickstart(content: str, file: str, options: Mapping[str, str], time
 
 # ----------------------------------------------------------------------------------------- preseed
 
+
 def validate_preseed(content: str, file: str, options: Mapping[str, str], timeout: float) -> list[Problem]:
     """debconf-set-selections parses exactly what d-i's preseeding parses (``owner question type value``,
     ``\\`` continuations) and reports unknown types and malformed lines with their numbers."""

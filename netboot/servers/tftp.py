@@ -1,18 +1,19 @@
 """The TFTP transport: the only TFTP code that touches sockets, files and the clock.
 
-One thread, one ``selectors`` (epoll) loop, non-blocking sockets. The well-known port only receives
-requests; every transfer gets its own UDP socket on a fresh port (its RFC 1350 TID), so a boot storm of
-hundreds of clients is hundreds of registered sockets and a heap of retransmission deadlines, not hundreds
-of threads. Per block the work is one ``sendmsg`` of a 4-byte header plus a memoryview slice of a window
-read with one ``pread``: no copy of file data in Python. The protocol rules live in
-:class:`netboot.protocol.tftp.ReadTransfer`; this module only moves bytes and tells it the time.
+One thread, one epoll loop, non-blocking sockets. The well-known port only receives requests; every
+transfer gets its own UDP socket on a fresh port (its RFC 1350 TID), so a boot storm of hundreds of
+clients is hundreds of registered sockets and a heap of retransmission deadlines, not hundreds of
+threads. The protocol rules live in :class:`netboot.protocol.tftp.ReadTransfer`; this module only moves
+bytes and tells it the time.
+
+Per window the work is one ``pread`` and one ``sendmsg``: the state machine lays the window's DATA
+datagrams out back to back and UDP GSO (``UDP_SEGMENT``) lets the kernel cut them apart; lock-step is
+one ``sendto``. Files are read with ``pread``, not ``mmap``: a file truncated under a mapping kills the
+process with SIGBUS, and this process also runs DHCP and HTTP; a short ``pread`` fails one transfer.
 
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
 :mod:`netboot.fs`, the one path sandbox.
-
-Files are read with ``pread``, not ``mmap``: a file truncated under a mapping kills the process with
-SIGBUS, and this process also runs DHCP and HTTP; a short ``pread`` just fails that one transfer.
 
 Every datagram and every transfer is handled inside ``try``: a hostile or broken packet costs a
 (rate-limited) warning, never the loop.
@@ -21,13 +22,14 @@ Every datagram and every transfer is handled inside ``try``: a hostile or broken
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import io
 import itertools
 import logging
 import os
 import resource
-import selectors
+import select
 import socket
 import struct
 import threading
@@ -44,6 +46,7 @@ from netboot.protocol.errors import DecodeError
 from netboot.protocol.tftp import (
     MAX_BLKSIZE,
     Address,
+    Buffer,
     BytesSource,
     Error,
     ErrorCode,
@@ -54,6 +57,7 @@ from netboot.protocol.tftp import (
     Send,
     Source,
     WriteRequest,
+    datagrams,
     decode,
     error_datagram,
     to_netascii,
@@ -70,12 +74,20 @@ DynamicContent: TypeAlias = Callable[[str, tuple[str, int]], bytes | None]
 
 IP_PKTINFO = 8  # <linux/in.h>; Python's socket module does not export it
 _PKTINFO = struct.Struct("=i4s4s")
+SOL_UDP, UDP_SEGMENT = 17, 103  # <linux/udp.h>: UDP GSO, Linux 4.18+
+_GSO_SIZE = struct.Struct("=H")
+#: segments per GSO send (the kernel's UDP_MAX_SEGMENTS) and bytes per send (one IP packet's worth)
+GSO_MAX_SEGMENTS, GSO_MAX_BYTES = 64, 65000
+#: errors that mean "no GSO on this path" (old kernel, device without checksum offload, segment > MTU)
+_GSO_REFUSED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
 #: datagrams drained from one socket per wake-up, so one busy client cannot starve the others
 BATCH = 64
 #: largest request accepted on the well-known port (a UDP datagram cannot be larger)
 MAX_REQUEST = 65535
 #: what a transfer socket reads: ACK and ERROR packets; anything longer is junk anyway
 MAX_REPLY = 1024
+#: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
+READAHEAD = 32 << 10
 
 
 class FileNotFound(Exception):
@@ -90,19 +102,33 @@ class AccessDenied(Exception):
 
 
 class FileSource:
-    """A regular file read with ``pread``; ``size`` is fixed when opened (that is what ``tsize`` said)."""
+    """A regular file read with ``pread``; ``size`` is fixed when opened (that is what ``tsize`` said).
 
-    __slots__ = ("_fd", "_file", "size")
+    Reads ahead :data:`READAHEAD` bytes at a time and serves windows as slices of that buffer: in
+    lock-step at 1468 bytes that is one system call per 22 blocks instead of one per block.
+    """
+
+    __slots__ = ("_buffer", "_fd", "_file", "_start", "size")
 
     def __init__(self, file: io.FileIO) -> None:
         self._file = file
         self._fd = file.fileno()
         self.size = os.fstat(self._fd).st_size
+        self._buffer = memoryview(b"")
+        self._start = 0
 
-    def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self._fd, length, offset)
+    def read(self, offset: int, length: int) -> Buffer:
+        skip = offset - self._start
+        if skip >= 0 and skip + length <= len(self._buffer):
+            return self._buffer[skip : skip + length]
+        if length >= READAHEAD:
+            return os.pread(self._fd, length, offset)
+        self._buffer = memoryview(os.pread(self._fd, READAHEAD, offset))
+        self._start = offset
+        return self._buffer[:length]
 
     def close(self) -> None:
+        self._buffer = memoryview(b"")
         self._file.close()
 
 
@@ -157,13 +183,14 @@ class _Active:
     wall: float  # epoch, for the event
     scheduled: float | None = None  # deadline of this transfer's live heap entry
     closed: bool = False
+    gso: bool = True  # until the kernel refuses UDP GSO on this transfer's path
 
 
 _LISTEN, _WAKE = object(), object()
 
 
 class TftpServer:
-    """A read-only TFTP server for many concurrent transfers on one thread.
+    """A read-only TFTP server for many concurrent transfers on one thread (Linux: epoll, GSO, PKTINFO).
 
     ``serve_forever()`` blocks (the daemon runs it in a thread); ``shutdown()`` may be called from any
     thread and returns once the loop has stopped and open transfers were told so. ``close()`` releases the
@@ -200,12 +227,14 @@ class TftpServer:
         self._bind_host = bind[0]
         self._wildcard = bind[0] in ("", "0.0.0.0", "::")
         self._listen = self._open_listener(bind, receive_buffer)
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._selector.register(self._listen, selectors.EVENT_READ, _LISTEN)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        #: what each registered descriptor is: the listener, the wake-up pipe, or a transfer
+        self._handlers: dict[int, object] = {}
+        self._register(self._listen.fileno(), _LISTEN)
+        self._register(self._wake_r.fileno(), _WAKE)
         self._active: set[_Active] = set()
         self._by_client: dict[Address, _Active] = {}
         self._timers: list[tuple[float, int, _Active]] = []
@@ -259,7 +288,7 @@ class TftpServer:
         self.shutdown()
         self._abort_all("server shutting down")
         self._closed = True
-        self._selector.close()
+        self._epoll.close()
         for sock in (self._listen, self._wake_r, self._wake_w):
             sock.close()
 
@@ -272,20 +301,27 @@ class TftpServer:
     # -------------------------------------------------------------------------------- loop
 
     def _step(self) -> None:
-        for key, _ in self._selector.select(self._select_timeout(time.monotonic())):
-            now = time.monotonic()
-            if key.data is _LISTEN:
-                self._on_listener(now)
-            elif key.data is _WAKE:
+        """One epoll round. Level-triggered, one datagram per ready transfer: in lock-step or windowed
+        TFTP exactly one ACK is waiting, and a second ``recv`` would only raise EAGAIN (~1 us)."""
+        handlers = self._handlers
+        for fd, _ in self._epoll.poll(self._poll_timeout(time.monotonic())):
+            handler = handlers.get(fd)
+            if isinstance(handler, _Active):
+                self._on_transfer(handler, time.monotonic())
+            elif handler is _LISTEN:
+                self._on_listener(time.monotonic())
+            elif handler is _WAKE:
                 self._drain_wake()
-            else:
-                self._on_transfer(key.data, now)
         self._run_timers(time.monotonic())
 
-    def _select_timeout(self, now: float) -> float | None:
+    def _poll_timeout(self, now: float) -> float:
         if not self._timers:
-            return None
+            return -1.0
         return max(0.0, self._timers[0][0] - now)
+
+    def _register(self, fd: int, handler: object) -> None:
+        self._handlers[fd] = handler
+        self._epoll.register(fd, select.EPOLLIN)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed
@@ -374,7 +410,7 @@ class TftpServer:
         active = _Active(transfer, sock, source, started=now, wall=time.time())
         self._active.add(active)
         self._by_client[addr] = active
-        self._selector.register(sock, selectors.EVENT_READ, active)
+        self._register(sock.fileno(), active)
         self._send(active, transfer.start(now))
         self._schedule(active)
 
@@ -385,8 +421,9 @@ class TftpServer:
         ACK for the previous file may still be queued when the next request is read.
         """
         active = self._by_client.get(addr)
-        if active is not None and not active.closed:
-            self._on_transfer(active, now)
+        for _ in range(BATCH):
+            if active is None or active.closed or not self._on_transfer(active, now):
+                break
         return (
             active is not None
             and not active.closed
@@ -456,40 +493,65 @@ class TftpServer:
 
     # ----------------------------------------------------------------------------- transfers
 
-    def _on_transfer(self, active: _Active, now: float) -> None:
-        transfer, recv, view = active.transfer, active.sock.recvfrom_into, self._rview
+    def _on_transfer(self, active: _Active, now: float) -> bool:
+        """Handle one datagram waiting on a transfer's socket; False when there was none."""
+        transfer = active.transfer
         try:
-            for _ in range(BATCH):
-                try:
-                    size, addr = recv(self._rbuf)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                sends = transfer.receive(view[:size], addr, now)
-                if sends:
-                    self._send(active, sends)
-                if transfer.finished:
-                    self._finish(active, now)
-                    return
+            try:
+                size, addr = active.sock.recvfrom_into(self._rbuf)
+            except OSError:  # EAGAIN (spurious wake-up, or a descriptor number reused this round)
+                return False
+            sends = transfer.receive(self._rview[:size], addr, now)
+            if sends:
+                self._send(active, sends)
         except Exception:
             log.exception("TFTP transfer of %s to %s failed", _printable(transfer.request.filename),
                           transfer.client[0])
             self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+        if transfer.finished:
             self._finish(active, now)
-            return
-        self._schedule(active)
+        else:
+            self._schedule(active)
+        return True
 
     def _send(self, active: _Active, sends: list[Send]) -> None:
-        """Send datagrams; a full socket buffer counts as loss, which retransmission repairs."""
-        sendmsg = active.sock.sendmsg
-        for buffers, dest in sends:
+        """Send what the transfer asked for; a full socket buffer is loss, which retransmission repairs."""
+        sock = active.sock
+        for send in sends:
+            data, dest, segment = send
             try:
-                sendmsg(buffers, (), 0, dest)
+                if not segment:
+                    sock.sendto(data, dest)
+                elif active.gso:
+                    self._send_gso(active, send)
+                else:
+                    for datagram in datagrams(send):
+                        sock.sendto(datagram, dest)
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as exc:
                 log.debug("TFTP send to %s failed: %s", dest[0], exc)
+
+    def _send_gso(self, active: _Active, send: Send) -> None:
+        """A window in one ``sendmsg`` per 64 KB with UDP_SEGMENT: the kernel cuts it into the DATA
+        datagrams. Measured here: 18 us for 8 x 1472 bytes against 42 us for 8 ``sendto``. Where the
+        kernel refuses, this transfer falls back to one ``sendto`` per datagram."""
+        data, dest, segment = send
+        per_call = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment) * segment
+        view = memoryview(data)
+        try:
+            if per_call <= segment:
+                raise OSError(errno.EMSGSIZE, "segments too large to batch")
+            control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(segment))]
+            for pos in range(0, len(view), per_call):
+                active.sock.sendmsg([view[pos : pos + per_call]], control, 0, dest)
+        except OSError as exc:
+            if exc.errno not in _GSO_REFUSED:
+                raise
+            active.gso = False
+            log.debug("TFTP: no UDP GSO towards %s (%s); sending datagram by datagram", dest[0], exc)
+            for datagram in datagrams(send):
+                active.sock.sendto(datagram, dest)
 
     def _schedule(self, active: _Active) -> None:
         """Keep one heap entry no later than the transfer's deadline (later ones are re-armed lazily)."""
@@ -530,8 +592,10 @@ class TftpServer:
         transfer = active.transfer
         if self._by_client.get(transfer.client) is active:
             del self._by_client[transfer.client]
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(active.sock)
+        fd = active.sock.fileno()
+        self._handlers.pop(fd, None)
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(fd)
         active.sock.close()
         active.source.close()
         self._report(transfer.client, transfer.request.filename, transfer.outcome or Outcome.FAILED,

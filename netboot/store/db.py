@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
+from netboot.store.accounts import AuditRepo, SessionRepo, TokenRepo, UserRepo
 from netboot.store.events import EventRepo
 from netboot.store.leases import LeaseRepo
 from netboot.store.schema import metadata
@@ -51,6 +52,10 @@ class Store:
         self.leases = LeaseRepo(engine)
         self.systems = SystemRepo(engine)
         self.events = EventRepo(engine)
+        self.users = UserRepo(engine)
+        self.tokens = TokenRepo(engine)
+        self.sessions = SessionRepo(engine)
+        self.audit = AuditRepo(engine)
 
     def close(self) -> None:
         self.events.close()

@@ -12,12 +12,23 @@ from netboot.runtime import Runtime
 
 
 def create_app(runtime: Runtime) -> Flask:
-    app = Flask(__name__)
+    from netboot._web import web_dir
+
+    web = web_dir()
+    app = Flask(__name__, template_folder=str(web / "templates"), static_folder=str(web / "static"),
+                static_url_path="/ui/static")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
     app.extensions["netboot"] = runtime
     from netboot.webapp.boot import boot
 
     app.register_blueprint(boot)
+    from netboot.webapp import api, auth, ui
+
+    auth.init_app(app, runtime.config.data_dir)
+    api.init_errors(app)
+    app.register_blueprint(api.api)
+    app.register_blueprint(ui.ui)
+    auth.warn_if_no_users(app)
     return app
 
 

@@ -1,7 +1,15 @@
 """Machine-facing routes: no login, and a machine only ever gets its own data.
 
-``/boot.ipxe?mac=`` is where every iPXE lands (the DHCP decision points it here); ``/loaders/<name>``
-serves iPXE binaries to UEFI HTTP Boot clients. Each request becomes an event for the client.
+* ``/boot.ipxe?mac=`` — where every iPXE lands (the DHCP decision points it here): install, local boot or
+  a menu, rendered for that MAC.
+* ``/answer/<mac>/<file>?token=`` — the machine's answer file; the per-system token from its kernel line
+  must match, and it dies when the install completes.
+* ``/done/<mac>?token=`` — the completion callback (GET or POST): the system leaves install state.
+* ``/files/<profile>/<path>`` — kernels and initrds from a profile's data directory (Range, HEAD).
+* ``/loaders/<name>`` — iPXE binaries for UEFI HTTP Boot.
+
+A template that fails gives the machine a bare 500 (nothing partial) and the admin the file and line in the
+log. Every request becomes an event for the client.
 """
 
 from __future__ import annotations
@@ -9,52 +17,128 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask import Blueprint, Response, current_app, request, send_file
 
 from netboot.events import Event
+from netboot.fs import PathRefused, resolve
 from netboot.mac import InvalidMac, MacAddress
+from netboot.machines import NotFound, Refused
+from netboot.render import RenderError, UnknownAnswerFile
+from netboot.render.urls import ANSWER_ROUTE, BOOT_SCRIPT_ROUTE, DONE_ROUTE, FILES_ROUTE
 from netboot.webapp import runtime_of
 
 log = logging.getLogger("netboot.http")
 boot = Blueprint("boot", __name__)
-
-LOCAL_BOOT_IPXE = """#!ipxe
-echo netboot: {mac} boots from its local disk
-exit
-"""
 
 
 def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
+def _client() -> str | None:
+    return request.remote_addr
+
+
+def _host() -> str | None:
+    """The address the client reached us at (for URLs when no server-ip is configured)."""
+    return (request.host or "").rsplit(":", 1)[0].strip("[]") or None
+
+
 def _record(phase: str, summary: str, mac: MacAddress | None, **detail: object) -> None:
     runtime_of(current_app).recorder.record(Event(
-        phase=phase, summary=summary, mac=mac, client_ip=request.remote_addr, time=time.time(),
-        detail={"path": request.full_path.rstrip("?"), "method": request.method, **detail}))
+        phase=phase, summary=summary, mac=mac, client_ip=_client(), time=time.time(),
+        detail={"path": request.path, "method": request.method, **detail}))
 
 
-@boot.get("/boot.ipxe")
+def _mac_or_none(raw: str) -> MacAddress | None:
+    try:
+        return MacAddress.parse(raw)
+    except InvalidMac:
+        return None
+
+
+@boot.get(BOOT_SCRIPT_ROUTE)
 def boot_ipxe() -> Response:
     raw = request.args.get("mac", "")
-    try:
-        mac = MacAddress.parse(raw)
-    except InvalidMac:
-        log.warning("boot.ipxe from %s with bad mac %r", request.remote_addr, raw)
+    mac = _mac_or_none(raw)
+    if mac is None:
+        log.warning("boot.ipxe from %s with bad mac %r", _client(), raw[:64])
         return _text("#!ipxe\necho netboot: boot.ipxe needs ?mac=<MAC address>\nexit 1\n", 400)
     runtime = runtime_of(current_app)
-    runtime.recorder.learn(request.remote_addr or "", mac)
-    script = LOCAL_BOOT_IPXE.format(mac=mac)
-    _record("boot-script", "boot.ipxe: local boot", mac, decision="local")
-    log.info("%s (%s): boot.ipxe -> local boot", mac, request.remote_addr)
+    if _client():
+        runtime.recorder.learn(_client() or "", mac)
+    try:
+        script, _choice = runtime.machines.boot_config(
+            "ipxe", mac, runtime.facts(_host()), client_ip=_client(),
+            chosen_profile=request.args.get("profile") or None)
+    except RenderError as exc:
+        log.error("%s (%s): boot.ipxe failed to render: %s", mac, _client(), exc)
+        return _text("#!ipxe\necho netboot: the boot script failed to render (see the server log)\nexit 1\n",
+                     500)
     return Response(script, mimetype="text/plain")
+
+
+@boot.get(ANSWER_ROUTE)
+def answer(mac: str, file: str) -> Response:
+    parsed = _mac_or_none(mac)
+    if parsed is None:
+        return _text("not a MAC address\n", 404)
+    runtime = runtime_of(current_app)
+    try:
+        rendered = runtime.machines.answer(parsed, file, request.args.get("token"), runtime.facts(_host()),
+                                           client_ip=_client())
+    except Refused as exc:
+        log.warning("%s (%s): answer file %s refused: %s", parsed, _client(), file, exc)
+        _record("http", f"answer file {file} refused", parsed, status=403)
+        return _text("forbidden\n", 403)
+    except (NotFound, UnknownAnswerFile) as exc:
+        log.warning("%s (%s): answer file %s: %s", parsed, _client(), file, exc)
+        return _text("not found\n", 404)
+    except RenderError as exc:
+        log.error("%s (%s): answer file %s failed to render: %s", parsed, _client(), file, exc)
+        _record("http", f"answer file {file} failed to render", parsed, status=500, error=str(exc))
+        return _text("internal error: the answer file failed to render\n", 500)
+    return Response(rendered.content, mimetype=rendered.content_type)
+
+
+@boot.route(DONE_ROUTE, methods=["GET", "POST"])
+def done(mac: str) -> Response:
+    parsed = _mac_or_none(mac)
+    if parsed is None:
+        return _text("not a MAC address\n", 404)
+    token = request.args.get("token") or request.form.get("token")
+    try:
+        runtime_of(current_app).machines.complete(parsed, token, client_ip=_client())
+    except Refused as exc:
+        log.warning("%s (%s): completion callback refused: %s", parsed, _client(), exc)
+        _record("http", "completion callback refused", parsed, status=403)
+        return _text("forbidden\n", 403)
+    except NotFound:
+        return _text("not found\n", 404)
+    return _text("ok: next boot is local\n")
+
+
+@boot.route(FILES_ROUTE, methods=["GET", "HEAD"])
+def files(profile: str, path: str) -> Response:
+    runtime = runtime_of(current_app)
+    found = runtime.profiles.get(profile)
+    if found is None or found.data_dir is None:
+        return _text("not found\n", 404)
+    try:
+        real = resolve(found.data_dir, path)
+    except PathRefused as exc:
+        log.warning("%s: /files/%s/%s refused: %s", _client(), profile, path[:128], exc.reason)
+        return _text("not found\n", 404)
+    if request.method == "GET" and not request.headers.get("Range"):
+        _record("http", f"file {profile}/{path}", None, file=path, bytes=real.stat().st_size)
+    return send_file(real, mimetype="application/octet-stream", conditional=True, max_age=0)
 
 
 @boot.route("/loaders/<name>", methods=["GET", "HEAD"])
 def loader(name: str) -> Response:
-    runtime = runtime_of(current_app)
-    path = runtime.loaders.path(name)
+    path = runtime_of(current_app).loaders.path(name)
     if path is None:
-        abort(404)
-    _record("http", f"loader {name}", None, file=name)
+        return _text("not found\n", 404)
+    if request.method == "GET":
+        _record("http", f"loader {name}", None, file=name)
     return send_file(path, mimetype="application/efi", conditional=True, max_age=0)

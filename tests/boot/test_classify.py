@@ -38,7 +38,15 @@ REAL_CLIENTS = [
     ("bios-ipxe-2-request.bin", Arch.BIOS, 0, True, False, True, "ipxe-bios"),
     ("uefi-pxe-0-discover.bin", Arch.UEFI_X64, 7, True, False, False, "uefi-x64"),
     ("uefi-pxe-2-request.bin", Arch.UEFI_X64, 7, True, False, False, "uefi-x64"),
-    ("uefi-pxe-6-discover.bin", Arch.UEFI_X64, 7, True, False, True, "ipxe-uefi-x64"),  # ipxe.efi, chainloaded
+    (
+        "uefi-pxe-6-discover.bin",
+        Arch.UEFI_X64,
+        7,
+        True,
+        False,
+        True,
+        "ipxe-uefi-x64",
+    ),  # ipxe.efi, chainloaded
     ("uefi-ipxerom-0-discover.bin", Arch.UEFI_X64, 7, True, False, True, "ipxe-uefi-x64"),
     ("uefi-http-0-discover.bin", Arch.UEFI_X64, 16, False, True, False, "uefi-x64-http"),
     ("client-dhclient-0-discover.bin", Arch.UEFI_X64, 7, True, False, False, "uefi-x64"),  # sends a PXE class
@@ -48,10 +56,14 @@ REAL_CLIENTS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "arch", "code", "pxe", "http", "ipxe", "kind"), REAL_CLIENTS,
-                         ids=[row[0] for row in REAL_CLIENTS])
-def test_real_clients(name: str, arch: Arch, code: int | None, pxe: bool, http: bool, ipxe: bool,
-                      kind: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "arch", "code", "pxe", "http", "ipxe", "kind"),
+    REAL_CLIENTS,
+    ids=[row[0] for row in REAL_CLIENTS],
+)
+def test_real_clients(
+    name: str, arch: Arch, code: int | None, pxe: bool, http: bool, ipxe: bool, kind: str
+) -> None:
     packet = fixture(name)
     request = classified(packet)
     assert request.mac == MAC
@@ -84,7 +96,7 @@ def test_os_clients_without_pxe_class_are_not_boot_clients(name: str) -> None:
 
 
 def test_option_93_alone_does_not_make_a_boot_client() -> None:
-    """An OS client may send option 93 (dhclient does, if told to); without PXE/HTTP class or iPXE: no boot."""
+    """An OS client may send option 93 (dhclient does if told to); without PXE/HTTP class or iPXE: no boot."""
     request = classified(crafted((Opt.CLIENT_ARCH, b"\x00\x07"), (Opt.VENDOR_CLASS, b"MSFT 5.0")))
     assert request.arch is Arch.UEFI_X64
     assert not request.boot_client
@@ -116,7 +128,8 @@ def test_other_user_class_is_not_ipxe() -> None:
 
 @pytest.mark.parametrize(
     ("code", "arch", "http"),
-    [(code, entry.arch, entry.http) for code, entry in sorted(ARCH_CODES.items())] + [(99, Arch.UNKNOWN, False)],
+    [(code, entry.arch, entry.http) for code, entry in sorted(ARCH_CODES.items())]
+    + [(99, Arch.UNKNOWN, False)],
 )
 def test_every_option_93_code(code: int, arch: Arch, http: bool) -> None:
     vendor = f"{'HTTPClient' if http else 'PXEClient'}:Arch:{code:05d}:UNDI:003000".encode()
@@ -155,8 +168,9 @@ def test_pxe_client_without_option_93_is_bios() -> None:
         (b"HTTPClient:Arch:00016:UNDI:003000", Arch.UEFI_X64, 16, True),
     ],
 )
-def test_arch_from_vendor_class_when_option_93_is_missing(vendor: bytes, arch: Arch, code: int,
-                                                         http: bool) -> None:
+def test_arch_from_vendor_class_when_option_93_is_missing(
+    vendor: bytes, arch: Arch, code: int, http: bool
+) -> None:
     request = classified(crafted((Opt.VENDOR_CLASS, vendor)))
     assert (request.arch, request.arch_code, request.http) == (arch, code, http)
 
@@ -164,7 +178,9 @@ def test_arch_from_vendor_class_when_option_93_is_missing(vendor: bytes, arch: A
 @pytest.mark.parametrize("bad93", [b"", b"\x07", b"\x00\x07\x00"])
 def test_malformed_option_93_falls_back_to_the_vendor_class(bad93: bytes) -> None:
     """A bad option 93 is not a bad packet: the vendor class names the arch as well."""
-    request = classified(crafted((Opt.CLIENT_ARCH, bad93), (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003000")))
+    request = classified(
+        crafted((Opt.CLIENT_ARCH, bad93), (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003000"))
+    )
     assert (request.arch, request.arch_code) == (Arch.UEFI_X64, 7)
 
 
@@ -178,7 +194,9 @@ def test_option_93_wins_over_the_vendor_class() -> None:
     assert request.arch is Arch.BIOS
 
 
-@pytest.mark.parametrize("vendor", [b"PXEClient:Arch:xxxxx:UNDI:003000", b"PXEClient:Arch:", b"PXEClient:UNDI:1"])
+@pytest.mark.parametrize(
+    "vendor", [b"PXEClient:Arch:xxxxx:UNDI:003000", b"PXEClient:Arch:", b"PXEClient:UNDI:1"]
+)
 def test_garbled_vendor_arch_is_ignored(vendor: bytes) -> None:
     request = classified(crafted((Opt.VENDOR_CLASS, vendor)))
     assert request.pxe and request.arch is Arch.BIOS and request.arch_code is None
@@ -190,13 +208,17 @@ def test_http_client_without_any_arch_is_unknown() -> None:
 
 
 def test_vendor_class_must_start_with_the_keyword() -> None:
-    request = classified(crafted((Opt.VENDOR_CLASS, b"NotPXEClient:Arch:00007"), (Opt.CLIENT_ARCH, b"\x00\x07")))
+    request = classified(
+        crafted((Opt.VENDOR_CLASS, b"NotPXEClient:Arch:00007"), (Opt.CLIENT_ARCH, b"\x00\x07"))
+    )
     assert not request.pxe and not request.boot_client
 
 
 def test_uuid_from_option_97() -> None:
     machine = uuid.UUID("8a2b6f1c-1234-4d5e-9f00-0123456789ab")
-    request = classified(crafted((Opt.VENDOR_CLASS, b"PXEClient"), (Opt.UUID_GUID, b"\x00" + machine.bytes_le)))
+    request = classified(
+        crafted((Opt.VENDOR_CLASS, b"PXEClient"), (Opt.UUID_GUID, b"\x00" + machine.bytes_le))
+    )
     assert request.uuid == machine
 
 
@@ -212,7 +234,11 @@ def test_no_ethernet_address_is_not_classified(chaddr_fields: dict[str, int]) ->
     assert classify(packet) is None
 
 
-@given(st.lists(st.tuples(st.sampled_from([60, 77, 93, 97, 175]), st.binary(max_size=40)), unique_by=lambda o: o[0]))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([60, 77, 93, 97, 175]), st.binary(max_size=40)), unique_by=lambda o: o[0]
+    )
+)
 def test_classify_never_raises(options: list[tuple[int, bytes]]) -> None:
     request = classify(crafted(*options))
     assert request is not None

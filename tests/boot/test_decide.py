@@ -31,7 +31,13 @@ WITH_ARM64: Mapping[Arch, str] = {**DEFAULT, Arch.UEFI_ARM64: "ipxe-arm64.efi"}
 SNPONLY: Mapping[Arch, str] = {Arch.BIOS: "undionly.kpxe", Arch.UEFI_X64: "snponly.efi"}
 BIOS_ONLY: Mapping[Arch, str] = {Arch.BIOS: "undionly.kpxe"}
 NONE: Mapping[Arch, str] = {}
-LOADER_SETS = {"default": DEFAULT, "arm64": WITH_ARM64, "snponly": SNPONLY, "bios-only": BIOS_ONLY, "none": NONE}
+LOADER_SETS = {
+    "default": DEFAULT,
+    "arm64": WITH_ARM64,
+    "snponly": SNPONLY,
+    "bios-only": BIOS_ONLY,
+    "none": NONE,
+}
 
 
 def fixture(name: str, strip: tuple[int, ...] = ()) -> DhcpPacket:
@@ -40,8 +46,10 @@ def fixture(name: str, strip: tuple[int, ...] = ()) -> DhcpPacket:
 
 
 def crafted(*options: tuple[int, bytes]) -> DhcpPacket:
-    return DhcpPacket(chaddr=bytes.fromhex("525400aa0001"),
-                      options=((Opt.MESSAGE_TYPE, bytes([MessageType.DISCOVER])), *options))
+    return DhcpPacket(
+        chaddr=bytes.fromhex("525400aa0001"),
+        options=((Opt.MESSAGE_TYPE, bytes([MessageType.DISCOVER])), *options),
+    )
 
 
 def pxe(code: int | None, vendor: str | None = None, *extra: tuple[int, bytes]) -> DhcpPacket:
@@ -90,15 +98,22 @@ CLIENTS: dict[str, DhcpPacket] = {
     "pxe-no-93": pxe(None),
     "pxe-no-93-vendor-arch-7": pxe(None, "PXEClient:Arch:00007:UNDI:003000"),
     "pxe-malformed-93": crafted((Opt.CLIENT_ARCH, b"\x07"), (Opt.VENDOR_CLASS, b"PXEClient")),
-    "pxe-malformed-93-vendor-arch-7": crafted((Opt.CLIENT_ARCH, b"\x00\x07\x00"),
-                                              (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003000")),
+    "pxe-malformed-93-vendor-arch-7": crafted(
+        (Opt.CLIENT_ARCH, b"\x00\x07\x00"), (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003000")
+    ),
     "pxe-unknown-arch-99": pxe(99),
     "ipxe-malformed-93": crafted((Opt.CLIENT_ARCH, b"\x01"), (Opt.USER_CLASS, b"iPXE")),
     "ipxe-unknown-arch-99": crafted((Opt.CLIENT_ARCH, b"\x00\x63"), (Opt.USER_CLASS, b"iPXE")),
-    "ipxe-arm64": crafted((Opt.CLIENT_ARCH, b"\x00\x0b"), (Opt.USER_CLASS, b"iPXE"),
-                          (Opt.VENDOR_CLASS, b"PXEClient:Arch:00011:UNDI:003010")),
-    "ipxe-http-boot": crafted((Opt.CLIENT_ARCH, b"\x00\x10"), (Opt.USER_CLASS, b"iPXE"),
-                              (Opt.VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003000")),
+    "ipxe-arm64": crafted(
+        (Opt.CLIENT_ARCH, b"\x00\x0b"),
+        (Opt.USER_CLASS, b"iPXE"),
+        (Opt.VENDOR_CLASS, b"PXEClient:Arch:00011:UNDI:003010"),
+    ),
+    "ipxe-http-boot": crafted(
+        (Opt.CLIENT_ARCH, b"\x00\x10"),
+        (Opt.USER_CLASS, b"iPXE"),
+        (Opt.VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003000"),
+    ),
     "os-with-93-only": crafted((Opt.CLIENT_ARCH, b"\x00\x07"), (Opt.VENDOR_CLASS, b"MSFT 5.0")),
     "no-options": crafted(),
 }
@@ -170,7 +185,9 @@ def context(loaders: Mapping[Arch, str], port: int = PORT) -> BootContext:
     return BootContext(server_ip=SERVER, http_port=port, loaders=loaders)
 
 
-@pytest.mark.parametrize(("client", "loaders", "expected"), _rows(), ids=[f"{c}|{ld}" for c, ld, _ in _rows()])
+@pytest.mark.parametrize(
+    ("client", "loaders", "expected"), _rows(), ids=[f"{c}|{ld}" for c, ld, _ in _rows()]
+)
 def test_decision_table(client: str, loaders: str, expected: BootDecision | type[NoBoot] | None) -> None:
     request = classify(CLIENTS[client])
     assert request is not None
@@ -207,9 +224,11 @@ def test_port_80_is_left_out_of_urls() -> None:
     ipxe, http_boot = classify(CLIENTS["bios-ipxe-rom"]), classify(CLIENTS["ovmf-http"])
     assert ipxe is not None and http_boot is not None
     assert decide(ipxe, context(DEFAULT, 80)) == BootDecision(
-        "http://10.88.0.1/boot.ipxe?mac=${net0/mac}", SERVER, "PXEClient", "http")
+        "http://10.88.0.1/boot.ipxe?mac=${net0/mac}", SERVER, "PXEClient", "http"
+    )
     assert decide(http_boot, context(DEFAULT, 80)) == BootDecision(
-        "http://10.88.0.1/loaders/ipxe.efi", SERVER, "HTTPClient", "http")
+        "http://10.88.0.1/loaders/ipxe.efi", SERVER, "HTTPClient", "http"
+    )
 
 
 def test_other_ports_are_in_urls() -> None:
@@ -235,8 +254,18 @@ def boot_packets(draw: st.DrawFn) -> DhcpPacket:
     code = draw(ARCH_CODE)
     if code is not None:
         options.append((Opt.CLIENT_ARCH, code.to_bytes(2, "big")))
-    vendor = draw(st.sampled_from([None, "PXEClient", "HTTPClient", "d-i", "PXEClient:Arch:00007:UNDI:003000",
-                                   "HTTPClient:Arch:00016:UNDI:003000"]))
+    vendor = draw(
+        st.sampled_from(
+            [
+                None,
+                "PXEClient",
+                "HTTPClient",
+                "d-i",
+                "PXEClient:Arch:00007:UNDI:003000",
+                "HTTPClient:Arch:00016:UNDI:003000",
+            ]
+        )
+    )
     if vendor is not None:
         options.append((Opt.VENDOR_CLASS, vendor.encode()))
     if draw(st.booleans()):
@@ -257,8 +286,9 @@ def test_ipxe_always_gets_the_script(packet: DhcpPacket, loaders: dict[Arch, str
 
 
 @given(boot_packets(), LOADERS)
-def test_answers_only_boot_clients_and_only_with_existing_loaders(packet: DhcpPacket,
-                                                                   loaders: dict[Arch, str]) -> None:
+def test_answers_only_boot_clients_and_only_with_existing_loaders(
+    packet: DhcpPacket, loaders: dict[Arch, str]
+) -> None:
     request = classify(packet)
     assert request is not None
     decision = decide(request, context(loaders))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,8 +61,9 @@ def test_no_file_means_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert d.subnet is None and d.range_first is None and d.range_last is None and d.reservations == ()
     assert (cfg.ports.tftp, cfg.ports.http, cfg.ports.dns) == (69, 8080, 53)
     assert cfg.tftp_enabled and cfg.http_enabled and not cfg.dns.enabled
-    assert cfg.loaders == LoadersConfig(dir=None, bios="undionly.kpxe", uefi_x64="ipxe.efi", uefi_arm64=None,
-                                        uefi_ia32=None, snponly=False)
+    assert cfg.loaders == LoadersConfig(
+        dir=None, bios="undionly.kpxe", uefi_x64="ipxe.efi", uefi_arm64=None, uefi_ia32=None, snponly=False
+    )
     assert (cfg.log.level, cfg.log.format) == ("INFO", "text")
     assert cfg.unknown_default == "local"
     assert cfg.data_dir == tmp_path / "state"
@@ -74,7 +76,7 @@ def test_no_file_means_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def test_default_data_dir_without_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("NETBOOT_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    expected = Path("/var/lib/netboot") if __import__("os").geteuid() == 0 else tmp_path / ".local/share/netboot"
+    expected = Path("/var/lib/netboot") if os.geteuid() == 0 else tmp_path / ".local/share/netboot"
     assert default_data_dir() == expected
 
 
@@ -121,16 +123,24 @@ KEYS: dict[str, tuple[str, Callable[[Config], Any], Any]] = {
     "dhcp.port": ("1067", lambda c: c.dhcp.port, 1067),
     "dhcp.proxy-port": ("5011", lambda c: c.dhcp.proxy_port, 5011),
     "dhcp.subnet": ("10.0.0.7/24", lambda c: c.dhcp.subnet, IPv4Network("10.0.0.0/24")),
-    "dhcp.range": ("10.0.0.100-10.0.0.200", lambda c: (c.dhcp.range_first, c.dhcp.range_last),
-                   (IPv4Address("10.0.0.100"), IPv4Address("10.0.0.200"))),
+    "dhcp.range": (
+        "10.0.0.100-10.0.0.200",
+        lambda c: (c.dhcp.range_first, c.dhcp.range_last),
+        (IPv4Address("10.0.0.100"), IPv4Address("10.0.0.200")),
+    ),
     "dhcp.router": ("10.0.0.254", lambda c: c.dhcp.router, IPv4Address("10.0.0.254")),
-    "dhcp.dns-servers": ("[10.0.0.1, 9.9.9.9]", lambda c: c.dhcp.dns_servers,
-                         (IPv4Address("10.0.0.1"), IPv4Address("9.9.9.9"))),
+    "dhcp.dns-servers": (
+        "[10.0.0.1, 9.9.9.9]",
+        lambda c: c.dhcp.dns_servers,
+        (IPv4Address("10.0.0.1"), IPv4Address("9.9.9.9")),
+    ),
     "dhcp.domain": ("lab.example", lambda c: c.dhcp.domain, "lab.example"),
     "dhcp.lease-time": ("7200", lambda c: c.dhcp.lease_time, 7200),
-    "dhcp.reservations": ("[{mac: '52-54-00-12-34-56', ip: 10.0.0.50, hostname: web1}]",
-                          lambda c: c.dhcp.reservations,
-                          (Reservation(MacAddress.parse("52:54:00:12:34:56"), IPv4Address("10.0.0.50"), "web1"),)),
+    "dhcp.reservations": (
+        "[{mac: '52-54-00-12-34-56', ip: 10.0.0.50, hostname: web1}]",
+        lambda c: c.dhcp.reservations,
+        (Reservation(MacAddress.parse("52:54:00:12:34:56"), IPv4Address("10.0.0.50"), "web1"),),
+    ),
     "ports.tftp": ("1069", lambda c: c.ports.tftp, 1069),
     "ports.http": ("8081", lambda c: c.ports.http, 8081),
     "ports.dns": ("5353", lambda c: c.ports.dns, 5353),
@@ -199,7 +209,10 @@ def test_scalars_accepted_where_a_list_is_usual(tmp_path: Path) -> None:
 
 
 def test_full_mode_example(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         dhcp:
           mode: full
           subnet: 10.0.0.0/24
@@ -210,21 +223,30 @@ def test_full_mode_example(tmp_path: Path) -> None:
               ip: 10.0.0.50
               hostname: web1
             - {mac: 5254.0012.3457, ip: 10.0.0.51}
-        """))
+        """,
+        )
+    )
     d = cfg.dhcp
     assert d.mode == "full"
     assert (d.range_first, d.range_last) == (IPv4Address("10.0.0.100"), IPv4Address("10.0.0.200"))
     assert [(str(r.mac), str(r.ip), r.hostname) for r in d.reservations] == [
-        ("52:54:00:12:34:56", "10.0.0.50", "web1"), ("52:54:00:12:34:57", "10.0.0.51", None)]
+        ("52:54:00:12:34:56", "10.0.0.50", "web1"),
+        ("52:54:00:12:34:57", "10.0.0.51", None),
+    ]
 
 
 def test_unquoted_mac_is_not_read_as_a_number(tmp_path: Path) -> None:
     """YAML 1.1 reads ``52:54:00:12:34:56`` as a base-60 integer; an admin means the MAC."""
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         dhcp:
           reservations:
             - {mac: 52:54:00:12:34:56, ip: 10.0.0.50}
-        """))
+        """,
+        )
+    )
     assert cfg.dhcp.reservations[0].mac == MacAddress.parse("52:54:00:12:34:56")
 
 
@@ -232,20 +254,39 @@ def test_unquoted_mac_is_not_read_as_a_number(tmp_path: Path) -> None:
 
 BAD: list[tuple[str, str, int, str | None, str]] = [
     # (id, file text, line, key, reason fragment)
-    ("unknown top key", "log:\n  level: INFO\nsevrer-ip: 10.0.0.1\n", 3, "sevrer-ip",
-     "unknown key (did you mean 'server-ip'?)"),
-    ("unknown nested key", "dhcp:\n  mode: proxy\n  rnage: 10.0.0.1-10.0.0.9\n", 3, "dhcp.rnage",
-     "unknown key (did you mean 'range'?)"),
+    (
+        "unknown top key",
+        "log:\n  level: INFO\nsevrer-ip: 10.0.0.1\n",
+        3,
+        "sevrer-ip",
+        "unknown key (did you mean 'server-ip'?)",
+    ),
+    (
+        "unknown nested key",
+        "dhcp:\n  mode: proxy\n  rnage: 10.0.0.1-10.0.0.9\n",
+        3,
+        "dhcp.rnage",
+        "unknown key (did you mean 'range'?)",
+    ),
     ("unknown key, no hint", "dhcp:\n  zzzzzz: 1\n", 2, "dhcp.zzzzzz", "unknown key"),
     ("unknown section", "tftp:\n  port: 69\n", 1, "tftp", "unknown key"),
-    ("unknown reservation key", "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34:56'\n      ip: 10.0.0.5\n"
-     "      hostnmae: x\n", 5, "dhcp.reservations.0.hostnmae", "did you mean 'hostname'"),
+    (
+        "unknown reservation key",
+        "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34:56'\n      ip: 10.0.0.5\n      hostnmae: x\n",
+        5,
+        "dhcp.reservations.0.hostnmae",
+        "did you mean 'hostname'",
+    ),
     ("section not a mapping", "dhcp: full\n", 1, "dhcp", "must be a mapping"),
     ("document not a mapping", "- a\n- b\n", 1, None, "must be a mapping"),
-    ("top-level value on its own line", "log:\n  level: INFO\nserver-ip: 300.1.1.1\n", 3, "server-ip",
-     "300"),
-    ("bad unknown-default", "\n\nunknown-default: reinstall\n", 3, "unknown-default",
-     "must be local, menu or profile:NAME"),
+    ("top-level value on its own line", "log:\n  level: INFO\nserver-ip: 300.1.1.1\n", 3, "server-ip", "300"),
+    (
+        "bad unknown-default",
+        "\n\nunknown-default: reinstall\n",
+        3,
+        "unknown-default",
+        "must be local, menu or profile:NAME",
+    ),
     ("empty profile name", "unknown-default: 'profile:'\n", 1, "unknown-default", "profile:NAME"),
     ("wrong type: port as text", "ports:\n  http: '8080'\n", 2, "ports.http", "must be a port number"),
     ("wrong type: bool as int", "dhcp:\n  lease-time: true\n", 2, "dhcp.lease-time", "positive integer"),
@@ -260,42 +301,100 @@ BAD: list[tuple[str, str, int, str | None, str]] = [
     ("bad mode", "dhcp:\n  mode: authoritative\n", 2, "dhcp.mode", "must be one of proxy, full, off"),
     ("bad log level", "log:\n  level: chatty\n", 2, "log.level", "must be one of"),
     ("bad ip", "dhcp:\n  router: 10.0.0\n", 2, "dhcp.router", "10.0.0"),
-    ("bad dns server", "dhcp:\n  dns-servers: [10.0.0.1, dns.example]\n", 2, "dhcp.dns-servers",
-     "dns.example"),
+    (
+        "bad dns server",
+        "dhcp:\n  dns-servers: [10.0.0.1, dns.example]\n",
+        2,
+        "dhcp.dns-servers",
+        "dns.example",
+    ),
     ("bad subnet", "dhcp:\n  subnet: 10.0.0.0/33\n", 2, "dhcp.subnet", "33"),
     ("bad range: one address", "dhcp:\n  range: 10.0.0.100\n", 2, "dhcp.range", "must be FIRST-LAST"),
-    ("bad range: reversed", "dhcp:\n  range: 10.0.0.200-10.0.0.100\n", 2, "dhcp.range",
-     "range end 10.0.0.100 is before its start 10.0.0.200"),
+    (
+        "bad range: reversed",
+        "dhcp:\n  range: 10.0.0.200-10.0.0.100\n",
+        2,
+        "dhcp.range",
+        "range end 10.0.0.100 is before its start 10.0.0.200",
+    ),
     ("bad range: not addresses", "dhcp:\n  range: a-b\n", 2, "dhcp.range", "'a'"),
-    ("full mode without range", "log:\n  level: INFO\ndhcp:\n  mode: full\n", 3, "dhcp.range",
-     "full DHCP mode needs an address range"),
-    ("range outside subnet", "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.1.1-10.0.1.9\n", 4,
-     "dhcp.range", "10.0.1.1 is outside subnet 10.0.0.0/24"),
-    ("router outside subnet", "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.0.1-10.0.0.9\n"
-     "  router: 192.168.0.1\n", 5, "dhcp.router", "192.168.0.1 is outside subnet"),
-    ("reservation outside subnet", "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.0.1-10.0.0.9\n"
-     "  reservations:\n    - {mac: '52:54:00:12:34:56', ip: 10.9.9.9}\n", 5, "dhcp.reservations",
-     "10.9.9.9 (52:54:00:12:34:56) is outside 10.0.0.0/24"),
-    ("duplicate reservation MAC (other spelling)", "dhcp:\n  reservations:\n"
-     "    - {mac: '52:54:00:12:34:56', ip: 10.0.0.5}\n    - {mac: 525400123456, ip: 10.0.0.6}\n", 4,
-     "dhcp.reservations.1", "MAC 52:54:00:12:34:56 is reserved twice"),
-    ("duplicate reservation address", "dhcp:\n  reservations:\n"
-     "    - {mac: '52:54:00:12:34:56', ip: 10.0.0.5}\n    - {mac: '52:54:00:12:34:57', ip: 10.0.0.5}\n", 4,
-     "dhcp.reservations.1", "address 10.0.0.5 is reserved twice"),
-    ("reservation without ip", "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34:56'\n", 3,
-     "dhcp.reservations.0", "needs both mac and ip"),
-    ("reservation bad mac", "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34'\n      ip: 10.0.0.5\n", 3,
-     "dhcp.reservations.0.mac", "not a MAC address"),
-    ("reservations not a list", "dhcp:\n  reservations:\n    web1: 10.0.0.5\n", 2, "dhcp.reservations",
-     "must be a list"),
+    (
+        "full mode without range",
+        "log:\n  level: INFO\ndhcp:\n  mode: full\n",
+        3,
+        "dhcp.range",
+        "full DHCP mode needs an address range",
+    ),
+    (
+        "range outside subnet",
+        "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.1.1-10.0.1.9\n",
+        4,
+        "dhcp.range",
+        "10.0.1.1 is outside subnet 10.0.0.0/24",
+    ),
+    (
+        "router outside subnet",
+        "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.0.1-10.0.0.9\n  router: 192.168.0.1\n",
+        5,
+        "dhcp.router",
+        "192.168.0.1 is outside subnet",
+    ),
+    (
+        "reservation outside subnet",
+        "dhcp:\n  mode: full\n  subnet: 10.0.0.0/24\n  range: 10.0.0.1-10.0.0.9\n"
+        "  reservations:\n    - {mac: '52:54:00:12:34:56', ip: 10.9.9.9}\n",
+        5,
+        "dhcp.reservations",
+        "10.9.9.9 (52:54:00:12:34:56) is outside 10.0.0.0/24",
+    ),
+    (
+        "duplicate reservation MAC (other spelling)",
+        "dhcp:\n  reservations:\n"
+        "    - {mac: '52:54:00:12:34:56', ip: 10.0.0.5}\n    - {mac: 525400123456, ip: 10.0.0.6}\n",
+        4,
+        "dhcp.reservations.1",
+        "MAC 52:54:00:12:34:56 is reserved twice",
+    ),
+    (
+        "duplicate reservation address",
+        "dhcp:\n  reservations:\n"
+        "    - {mac: '52:54:00:12:34:56', ip: 10.0.0.5}\n    - {mac: '52:54:00:12:34:57', ip: 10.0.0.5}\n",
+        4,
+        "dhcp.reservations.1",
+        "address 10.0.0.5 is reserved twice",
+    ),
+    (
+        "reservation without ip",
+        "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34:56'\n",
+        3,
+        "dhcp.reservations.0",
+        "needs both mac and ip",
+    ),
+    (
+        "reservation bad mac",
+        "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34'\n      ip: 10.0.0.5\n",
+        3,
+        "dhcp.reservations.0.mac",
+        "not a MAC address",
+    ),
+    (
+        "reservations not a list",
+        "dhcp:\n  reservations:\n    web1: 10.0.0.5\n",
+        2,
+        "dhcp.reservations",
+        "must be a list",
+    ),
     ("duplicate key", "dhcp:\n  mode: proxy\n  port: 67\n  mode: full\n", 4, "dhcp.mode", "duplicate key"),
     ("duplicate top key", "log: {level: INFO}\nlog: {level: DEBUG}\n", 2, "log", "duplicate key"),
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "key", "reason"), [row[1:] for row in BAD], ids=[row[0] for row in BAD])
-def test_bad_files_are_refused_with_file_line_key_reason(tmp_path: Path, text: str, line: int, key: str | None,
-                                                         reason: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "key", "reason"), [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+)
+def test_bad_files_are_refused_with_file_line_key_reason(
+    tmp_path: Path, text: str, line: int, key: str | None, reason: str
+) -> None:
     error = refused(tmp_path, text)
     path = tmp_path / "netboot.yaml"
     assert (error.line, error.key) == (line, key)
@@ -349,14 +448,19 @@ def test_unreadable_file_is_refused(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------- relative paths
 
 
-def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    conf = write(tmp_path / "etc" / "netboot", """\
+def test_relative_paths_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = write(
+        tmp_path / "etc" / "netboot",
+        """\
         data-dir: state
         profiles-dir: ../profiles
         tftp-root: ./tftp
         loaders:
           dir: ipxe
-        """)
+        """,
+    )
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -369,8 +473,9 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypa
     assert cfg.db_url == f"sqlite:///{base / 'state' / 'netboot.db'}"
 
 
-def test_relative_config_path_resolves_against_its_directory(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_config_path_resolves_against_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path / "conf", "profiles-dir: profiles\n")
     monkeypatch.chdir(tmp_path)
     cfg = load_config(Path("conf/netboot.yaml"))
@@ -380,7 +485,9 @@ def test_relative_config_path_resolves_against_its_directory(tmp_path: Path,
 
 def test_absolute_and_home_paths_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    conf = write(tmp_path / "etc", "data-dir: /var/lib/nb\nprofiles-dir: ~/profiles\nloaders:\n  dir: /usr/lib/ipxe\n")
+    conf = write(
+        tmp_path / "etc", "data-dir: /var/lib/nb\nprofiles-dir: ~/profiles\nloaders:\n  dir: /usr/lib/ipxe\n"
+    )
     cfg = load_config(conf)
     assert cfg.data_dir == Path("/var/lib/nb")
     assert cfg.profiles_dir == tmp_path / "home" / "profiles"
@@ -405,8 +512,11 @@ BASE = Config(data_dir=Path("/base"))
         (Overrides(interfaces=("eth1", "eth2")), lambda c: c.interfaces, ("eth1", "eth2")),
         (Overrides(server_ip="10.0.0.9"), lambda c: c.server_ip, IPv4Address("10.0.0.9")),
         (Overrides(dhcp_mode="off"), lambda c: c.dhcp.mode, "off"),
-        (Overrides(dhcp_range="10.0.0.10-10.0.0.20"), lambda c: (c.dhcp.range_first, c.dhcp.range_last),
-         (IPv4Address("10.0.0.10"), IPv4Address("10.0.0.20"))),
+        (
+            Overrides(dhcp_range="10.0.0.10-10.0.0.20"),
+            lambda c: (c.dhcp.range_first, c.dhcp.range_last),
+            (IPv4Address("10.0.0.10"), IPv4Address("10.0.0.20")),
+        ),
         (Overrides(dhcp_port=1067), lambda c: c.dhcp.port, 1067),
         (Overrides(tftp_port=1069), lambda c: c.ports.tftp, 1069),
         (Overrides(http_port=8081), lambda c: c.ports.http, 8081),
@@ -414,11 +524,22 @@ BASE = Config(data_dir=Path("/base"))
         (Overrides(profiles="/p"), lambda c: c.profiles_dir, Path("/p")),
         (Overrides(loaders="/l"), lambda c: c.loaders.dir, Path("/l")),
     ],
-    ids=["interfaces", "server-ip", "dhcp-mode", "dhcp-range", "dhcp-port", "tftp-port", "http-port", "data-dir",
-         "profiles", "loaders"],
+    ids=[
+        "interfaces",
+        "server-ip",
+        "dhcp-mode",
+        "dhcp-range",
+        "dhcp-port",
+        "tftp-port",
+        "http-port",
+        "data-dir",
+        "profiles",
+        "loaders",
+    ],
 )
-def test_each_flag_overrides_only_its_setting(overrides: Overrides, read: Callable[[Config], Any],
-                                              expected: Any) -> None:
+def test_each_flag_overrides_only_its_setting(
+    overrides: Overrides, read: Callable[[Config], Any], expected: Any
+) -> None:
     out = apply_overrides(BASE, overrides)
     assert read(out) == expected
     assert read(BASE) != expected
@@ -427,8 +548,9 @@ def test_each_flag_overrides_only_its_setting(overrides: Overrides, read: Callab
 
 def test_flags_win_over_the_file(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "ports:\n  http: 8000\ndhcp:\n  mode: proxy\n  port: 67\n"))
-    out = apply_overrides(cfg, Overrides(http_port=9000, dhcp_mode="full", dhcp_range="10.0.0.1-10.0.0.5",
-                                         dhcp_port=0))
+    out = apply_overrides(
+        cfg, Overrides(http_port=9000, dhcp_mode="full", dhcp_range="10.0.0.1-10.0.0.5", dhcp_port=0)
+    )
     assert (out.ports.http, out.dhcp.mode, out.dhcp.port) == (9000, "full", 0)
     assert out.ports.tftp == cfg.ports.tftp and out.source == cfg.source
 
@@ -462,8 +584,15 @@ def test_bad_flags_are_refused_naming_the_flag(overrides: Overrides, key: str, r
 
 
 def test_range_flag_outside_the_configured_subnet_is_refused() -> None:
-    cfg = replace(BASE, dhcp=DhcpConfig(mode="full", subnet=IPv4Network("10.0.0.0/24"),
-                                        range_first=IPv4Address("10.0.0.1"), range_last=IPv4Address("10.0.0.9")))
+    cfg = replace(
+        BASE,
+        dhcp=DhcpConfig(
+            mode="full",
+            subnet=IPv4Network("10.0.0.0/24"),
+            range_first=IPv4Address("10.0.0.1"),
+            range_last=IPv4Address("10.0.0.9"),
+        ),
+    )
     with pytest.raises(ConfigError, match="outside subnet"):
         apply_overrides(cfg, Overrides(dhcp_range="10.1.0.1-10.1.0.9"))
 
@@ -472,7 +601,8 @@ def test_range_flag_outside_the_configured_subnet_is_refused() -> None:
 
 
 def test_lines_of_every_key_and_item() -> None:
-    doc = loads(textwrap.dedent("""\
+    doc = loads(
+        textwrap.dedent("""\
         # comment
         server-ip: 10.0.0.1
         dhcp:
@@ -484,7 +614,9 @@ def test_lines_of_every_key_and_item() -> None:
             - {mac: "52:54:00:12:34:57", ip: 10.0.0.6}
         log: {level: INFO,
               format: json}
-        """), "f.yaml")
+        """),
+        "f.yaml",
+    )
     assert doc.file == "f.yaml"
     assert doc.lines["server-ip"] == 2
     assert doc.lines["dhcp"] == 3
@@ -499,8 +631,13 @@ def test_lines_of_every_key_and_item() -> None:
     assert doc.lines["log.format"] == 11
     assert doc.data == {
         "server-ip": "10.0.0.1",
-        "dhcp": {"mode": "full", "reservations": [{"mac": "52:54:00:12:34:56", "ip": "10.0.0.5"},
-                                                 {"mac": "52:54:00:12:34:57", "ip": "10.0.0.6"}]},
+        "dhcp": {
+            "mode": "full",
+            "reservations": [
+                {"mac": "52:54:00:12:34:56", "ip": "10.0.0.5"},
+                {"mac": "52:54:00:12:34:57", "ip": "10.0.0.6"},
+            ],
+        },
         "log": {"level": "INFO", "format": "json"},
     }
 
@@ -532,8 +669,13 @@ def test_scalars_keep_yaml_types() -> None:
 def test_sexagesimal_looking_scalars_stay_text() -> None:
     """YAML 1.2 has no base-60 numbers; MACs and times like 52:54:00:12:34:56 or 1:30 are text."""
     doc = loads("mac: 52:54:00:12:34:56\ntime: 1:30\nratio: 1:30.5\nquoted: '52:54'\nint: 5254\n")
-    assert doc.data == {"mac": "52:54:00:12:34:56", "time": "1:30", "ratio": "1:30.5", "quoted": "52:54",
-                        "int": 5254}
+    assert doc.data == {
+        "mac": "52:54:00:12:34:56",
+        "time": "1:30",
+        "ratio": "1:30.5",
+        "quoted": "52:54",
+        "int": 5254,
+    }
 
 
 def test_anchors_and_aliases_are_values() -> None:

@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from netboot.dhcp.leases import OFFER_HOLD, ClientKey, LeasePool, identity
 from netboot.mac import MacAddress
 from netboot.store import Store, open_store
-from netboot.store.leases import Lease
+from netboot.store.leases import Lease, LeaseRepo
 
 FIRST, LAST = IPv4Address("10.0.0.100"), IPv4Address("10.0.0.109")  # ten addresses
 LEASE_TIME = 600
@@ -42,7 +42,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def make_pool(store: Store, first: IPv4Address = FIRST, last: IPv4Address = LAST, **kwargs: object) -> LeasePool:
+def make_pool(
+    store: Store, first: IPv4Address = FIRST, last: IPv4Address = LAST, **kwargs: object
+) -> LeasePool:
     return LeasePool(first, last, lease_time=LEASE_TIME, repo=store.leases, **kwargs)  # type: ignore[arg-type]
 
 
@@ -107,7 +109,7 @@ def test_offer_hold_expires(store: Store) -> None:
 
 
 def test_retransmitted_discover_gets_the_same_offer(store: Store) -> None:
-    """A client repeating DISCOVER (firmware retries every few seconds) must not hold a new address each time."""
+    """A client repeating DISCOVER (firmware retries every few seconds) holds one offer, not one per retry."""
     pool = make_pool(store)
     first = pool.choose(key(1), None, T0)
     assert first is not None
@@ -143,7 +145,12 @@ def test_renewal_keeps_the_address_and_start(store: Store) -> None:
     first = dora(pool, key(1), T0)
     assert pool.choose(key(1), None, T0 + 100) == first.ip
     again = pool.commit(first.ip, key(1), "host1", T0 + 300)
-    assert (again.ip, again.starts, again.expires, again.hostname) == (first.ip, T0, T0 + 300 + LEASE_TIME, "host1")
+    assert (again.ip, again.starts, again.expires, again.hostname) == (
+        first.ip,
+        T0,
+        T0 + 300 + LEASE_TIME,
+        "host1",
+    )
     assert len(pool.leases()) == 1
 
 
@@ -274,8 +281,24 @@ def test_offer_belongs_to_the_client_id(store: Store) -> None:
 
 def test_identity_keys() -> None:
     assert identity(mac(1), None) == b"M" + mac(1).packed
-    assert identity(mac(1), b"\x01" + mac(1).packed) == b"C\x01" + mac(1).packed
+    assert identity(mac(1), b"\xffduid") == b"C\xffduid"
     assert identity(mac(1), b"") != identity(mac(1), None)
+    # "Ethernet + this MAC" (type 1) is the MAC: OVMF sends no option 61, the iPXE it loads sends 01:<mac>
+    assert identity(mac(1), b"\x01" + mac(1).packed) == identity(mac(1), None)
+    assert identity(mac(1), b"\x01" + mac(2).packed) != identity(mac(1), None)
+
+
+def test_firmware_and_its_ipxe_are_one_client(store: Store) -> None:
+    pool = make_pool(store)
+    firmware, ipxe = key(1), ClientKey(mac(1), b"\x01" + mac(1).packed)
+    offered = pool.choose(firmware, None, T0)
+    assert offered is not None
+    pool.hold_offer(offered, firmware, T0)
+    assert pool.choose(ipxe, None, T0 + 1) == offered  # the held offer is its own
+    assert pool.allocatable(offered, ipxe, T0 + 1)
+    lease = pool.commit(offered, firmware, None, T0 + 1)
+    assert pool.lease_of(ipxe, T0 + 2) == lease
+    assert pool.choose(ipxe, None, T0 + 2) == lease.ip
     assert key(1).owns(Lease(ip(0), mac(1), None, None, T0, T0))
     assert not key(1).owns(Lease(ip(0), mac(1), b"x", None, T0, T0))
 
@@ -450,9 +473,8 @@ def test_moves_and_releases_are_persisted(store: Store) -> None:
 def test_restart_with_a_declined_and_an_active_lease_of_one_client(store: Store) -> None:
     """After a restart the client's active lease is found, not its quarantined one."""
     pool = make_pool(store)
-    bad = dora(pool, key(1), T0).ip
-    pool.decline(bad, key(1), T0)
-    good = pool.commit(ip(5), key(1), None, T0)  # same second: same expiry as the quarantine
+    good = dora(pool, key(1), T0)
+    assert pool.decline(ip(5), key(1), T0 + 10)  # its quarantine outlasts its lease
     store.leases.flush()
     fresh = make_pool(store)
     assert fresh.lease_of(key(1), T0 + 1) == good
@@ -467,8 +489,20 @@ RESERVED = {0: ip(2), 1: IPv4Address("10.0.0.50")}  # one inside the range, one 
 
 
 def state_key(n: int) -> ClientKey:
-    # a third of the clients send a client identifier (option 61)
-    return ClientKey(mac(n), b"\x01" + mac(n).packed if n % 3 == 0 else None)
+    # some clients send a client identifier (option 61) of their own, some "Ethernet + MAC", some none
+    client_id = {0: b"\xff" + bytes([n]) * 4, 1: b"\x01" + mac(n).packed}.get(n % 3)
+    return ClientKey(mac(n), client_id)
+
+
+_MACHINE_STORE: dict[Path, Store] = {}
+
+
+def _machine_store() -> Store:
+    """One SQLite file for all state-machine runs (creating the schema per run would dominate the time)."""
+    if not _MACHINE_STORE:
+        directory = Path(tempfile.mkdtemp(prefix="netboot-pool-"))
+        _MACHINE_STORE[directory] = open_store(f"sqlite:///{directory / 'leases.db'}")
+    return next(iter(_MACHINE_STORE.values()))
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -479,8 +513,9 @@ class PoolMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="pool-"))
-        self.store = open_store(f"sqlite:///{self.dir / 'leases.db'}")
+        self.store = _machine_store()
+        self.store.leases.replace_all([])  # every run starts from an empty table
+        self.repo = LeaseRepo(self.store.engine)
         self.reservations = {mac(n): address for n, address in RESERVED.items()}
         self.pool = self._new_pool()
         self.now = T0
@@ -489,12 +524,9 @@ class PoolMachine(RuleBasedStateMachine):
         self.quarantine: dict[IPv4Address, float] = {}
 
     def _new_pool(self) -> LeasePool:
-        return LeasePool(FIRST, ip(SIZE - 1), lease_time=LEASE_TIME, repo=self.store.leases,
-                         reservations=self.reservations)
-
-    def teardown(self) -> None:
-        self.store.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return LeasePool(
+            FIRST, ip(SIZE - 1), lease_time=LEASE_TIME, repo=self.repo, reservations=self.reservations
+        )
 
     # -- model helpers
 
@@ -576,7 +608,8 @@ class PoolMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         """Flush, then a new pool over the same database: offers are forgotten, leases are not."""
         before = self.pool.leases()
-        self.store.leases.flush()
+        self.repo.flush()
+        self.repo = LeaseRepo(self.store.engine)  # a new process: nothing staged, all read back
         self.pool = self._new_pool()
         self.offered.clear()
         assert self.pool.leases() == before
@@ -602,8 +635,9 @@ class PoolMachine(RuleBasedStateMachine):
 
 
 TestPoolMachine = PoolMachine.TestCase
-TestPoolMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None,
-                                    suppress_health_check=[HealthCheck.too_slow])
+TestPoolMachine.settings = settings(
+    max_examples=300, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def test_state_machine_sanity() -> None:
@@ -620,3 +654,11 @@ def test_state_machine_sanity() -> None:
     finally:
         machine.teardown()
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_machine_store() -> Iterator[None]:
+    yield
+    for directory, store in _MACHINE_STORE.items():
+        store.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    _MACHINE_STORE.clear()

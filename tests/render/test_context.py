@@ -73,7 +73,13 @@ def test_precedence_site_profile_parent_child_group_system(layered: ProfileSet) 
         "only_group": "g",
         "only_system": "y",
         "domain": "example.test",
-        "nested": {"site": True, "a": "system", "b": "child", "c": "group", "deep": {"x": "parent", "y": "child"}},
+        "nested": {
+            "site": True,
+            "a": "system",
+            "b": "child",
+            "c": "group",
+            "deep": {"x": "parent", "y": "child"},
+        },
         "listy": ["group"],  # lists are replaced, not appended
     }
     # each layer alone wins over the ones below it
@@ -84,7 +90,9 @@ def test_precedence_site_profile_parent_child_group_system(layered: ProfileSet) 
 
 def test_domain_fact_is_a_default_a_profile_can_override(layered: ProfileSet) -> None:
     profile = layered.get("child")
-    ctx = build_context(fixed_facts(), profile, None, system(hostname="web1", variables={"domain": "lab.test"}))
+    ctx = build_context(
+        fixed_facts(), profile, None, system(hostname="web1", variables={"domain": "lab.test"})
+    )
     assert ctx["vars"]["domain"] == "lab.test"
     assert ctx["system"]["domain"] == "lab.test"
     assert ctx["system"]["fqdn"] == "web1.lab.test"
@@ -118,7 +126,12 @@ def test_system_fields(layered: ProfileSet) -> None:
         "profile": "child",
         "state": "install",
     }
-    assert ctx["profile"] == {"name": "child", "kind": "kickstart", "description": "", "lineage": ["child", "base"]}
+    assert ctx["profile"] == {
+        "name": "child",
+        "kind": "kickstart",
+        "description": "",
+        "lineage": ["child", "base"],
+    }
     assert ctx["group"] == {"name": "g", "description": ""}
 
 

@@ -114,7 +114,9 @@ def test_typo_nested_key(tree: TreeBuilder) -> None:
 
 def test_unknown_kind_suggests(tree: TreeBuilder) -> None:
     root = tree({"p/profile.yaml": "kind: kickstrat\nkernel: k\n"})
-    assert one_error(root).startswith(f"{root}/p/profile.yaml:1: kind: unknown kind 'kickstrat' (did you mean 'kickstart'?)")
+    assert one_error(root).startswith(
+        f"{root}/p/profile.yaml:1: kind: unknown kind 'kickstrat' (did you mean 'kickstart'?)"
+    )
 
 
 def test_wrong_types(tree: TreeBuilder) -> None:
@@ -140,10 +142,19 @@ def test_wrong_types(tree: TreeBuilder) -> None:
 
 
 def test_missing_required_kind_and_kernel(tree: TreeBuilder) -> None:
-    root = tree({"a/profile.yaml": "description: no kind\n", "b/profile.yaml": "kind: preseed\n", "b/preseed.cfg.j2": ""})
+    root = tree(
+        {
+            "a/profile.yaml": "description: no kind\n",
+            "b/profile.yaml": "kind: preseed\n",
+            "b/preseed.cfg.j2": "",
+        }
+    )
     errors = errors_of(root)
     assert f"{root}/a/profile.yaml:1: missing required key 'kind'" in errors
-    assert f"{root}/b/profile.yaml:1: missing required key 'kernel' (kind 'preseed' boots an installer)" in errors
+    assert (
+        f"{root}/b/profile.yaml:1: missing required key 'kernel' (kind 'preseed' boots an installer)"
+        in errors
+    )
 
 
 def test_missing_template(tree: TreeBuilder) -> None:
@@ -156,7 +167,10 @@ def test_missing_template(tree: TreeBuilder) -> None:
 
 def test_unknown_template_file_for_kind(tree: TreeBuilder) -> None:
     root = tree({"p/profile.yaml": KS + "templates:\n  kss.cfg: ks.cfg.j2\n", "p/ks.cfg.j2": ""})
-    assert one_error(root) == f"{root}/p/profile.yaml:5: unknown key 'templates.kss.cfg' (did you mean 'ks.cfg'?)"
+    assert (
+        one_error(root)
+        == f"{root}/p/profile.yaml:5: unknown key 'templates.kss.cfg' (did you mean 'ks.cfg'?)"
+    )
 
 
 def test_parent_cycle(tree: TreeBuilder) -> None:
@@ -236,7 +250,10 @@ def test_data_dir_must_not_expose_profiles(tree: TreeBuilder) -> None:
 
 def test_local_kind_takes_no_installer(tree: TreeBuilder) -> None:
     root = tree({"p/profile.yaml": "kind: local\nkernel: vmlinuz\n"})
-    assert one_error(root) == f"{root}/p/profile.yaml:2: kernel: kind 'local' boots no installer: remove 'kernel'"
+    assert (
+        one_error(root)
+        == f"{root}/p/profile.yaml:2: kernel: kind 'local' boots no installer: remove 'kernel'"
+    )
 
 
 def test_bad_url_and_yaml_syntax(tree: TreeBuilder) -> None:
@@ -368,8 +385,8 @@ def test_most_specific_group_wins_ties_by_name(tree: TreeBuilder) -> None:
             **GROUPS_BASE,
             "_groups/default.yaml": "profile: debian\n",
             "_groups/rack1.yaml": "profile: rocky\nselector:\n  labels: {rack: r1}\n",
-            "_groups/b-uefi-rack1.yaml": "profile: debian\nselector:\n  arch: uefi-x64\n  labels: {rack: r1}\n",
-            "_groups/a-uefi-rack1.yaml": "profile: rocky\nselector:\n  arch: uefi-x64\n  labels: {rack: r1}\n",
+            "_groups/b-uefi-rack1.yaml": "profile: debian\nselector: {arch: uefi-x64, labels: {rack: r1}}\n",
+            "_groups/a-uefi-rack1.yaml": "profile: rocky\nselector: {arch: uefi-x64, labels: {rack: r1}}\n",
             "_groups/one.yaml": "profile: debian\nselector:\n  mac: '52-54-00-AA-BB-CC'\n",
         }
     )
@@ -385,13 +402,16 @@ def test_most_specific_group_wins_ties_by_name(tree: TreeBuilder) -> None:
     assert pick(facts_for("5254.00aa.bbcc")) == ("debian", "one")
 
 
+UPPER_UUID = "4C4C4544-0042-3510-8052-B4C04F384D32"
+
+
 def test_system_profile_beats_group_and_filters_groups(tree: TreeBuilder) -> None:
     root = tree(
         {
             **GROUPS_BASE,
             "_groups/all-debian.yaml": "profile: debian\nvariables: {x: 1}\n",
             "_groups/all-rocky.yaml": "profile: rocky\nvariables: {x: 2}\n",
-            "_groups/specific.yaml": "profile: debian\nselector: {uuid: 4C4C4544-0042-3510-8052-B4C04F384D32}\n",
+            "_groups/specific.yaml": f"profile: debian\nselector: {{uuid: {UPPER_UUID}}}\n",
         }
     )
     ps = load_profiles(root)
@@ -419,7 +439,9 @@ def test_no_group_no_profile(tree: TreeBuilder) -> None:
 def test_arch_from_boot_request_beats_stored(tree: TreeBuilder) -> None:
     root = tree({**GROUPS_BASE, "_groups/efi.yaml": "profile: rocky\nselector: {arch: uefi-x64}\n"})
     ps = load_profiles(root)
-    system = System(mac=MacAddress.parse("52:54:00:00:00:03"), profile=None, state=SystemState.DISCOVERED, arch="bios")
+    system = System(
+        mac=MacAddress.parse("52:54:00:00:00:03"), profile=None, state=SystemState.DISCOVERED, arch="bios"
+    )
     assert ps.select(system) == (None, None)
     profile, _ = ps.select(system, "uefi-x64")
     assert profile is not None and profile.name == "rocky"
@@ -438,7 +460,10 @@ def test_group_errors(tree: TreeBuilder) -> None:
     g = f"{root}/_groups"
     assert f"{g}/a.yaml:1: unknown profile 'rocyk' (did you mean 'rocky'?)" in errors
     assert any(re.match(rf"{g}/b.yaml:3: selector.mac: not a MAC address", e) for e in errors)
-    assert any(e.startswith(f"{g}/b.yaml:4: selector.arch: unknown arch 'uefi-x46' (did you mean 'uefi-x64'?)") for e in errors)
+    assert any(
+        e.startswith(f"{g}/b.yaml:4: selector.arch: unknown arch 'uefi-x46' (did you mean 'uefi-x64'?)")
+        for e in errors
+    )
     assert f"{g}/b.yaml:5: selector.uuid: 'nope' is not a UUID" in errors
     assert f"{g}/c.yaml:2: unknown key 'profil' (did you mean 'profile'?)" in errors
     assert f"{g}/c.yaml:1: missing required key 'profile'" in errors

@@ -24,6 +24,8 @@ ESCAPES = [
     "{{ ''|attr('__class__') }}",
     "{{ 1|attr('__class__')|attr('__mro__') }}",
     "{{ system|map(attribute='__class__')|list }}",
+    "{{ {'k': ''.__class__} }}",
+    "{{ (1, config) }}",
     "{{ '{0.__class__}'.format(system) }}",
     "{{ '{0.__class__.__init__.__globals__}'.format(vars) }}",
     "{{ '{x.__class__}'.format_map({'x': vars}) }}",
@@ -48,7 +50,7 @@ ESCAPES = [
     "{{ dict(a=1) }}",
     "{{ range.__self__ }}",
     "{{ range(10**9)|list|length }}",
-    "{{ 9**9**9 }}",
+    "{{ 9**(9**9) }}",
     "{{ 2**100000 }}",
     "{{ 'a' * 10**8 }}",
     "{{ [1] * 10**8 }}",
@@ -107,7 +109,7 @@ def test_escape_errors_say_what(payload_profile: Path) -> None:
     assert "'config' is undefined" in reason("{{ config }}")
     assert "UndefinedError: 'cycler' is undefined" in reason("{{ cycler }}")
     assert "OverflowError" in reason("{{ range(10**9)|list|length }}")
-    assert "exponent" in reason("{{ 9**9**9 }}")
+    assert "exponent" in reason("{{ 9**(9**9) }}")
     assert "template not found: /etc/passwd" in reason("{% include '/etc/passwd' %}")
     assert "value is None" in reason("{{ none }}")
 
@@ -151,7 +153,8 @@ def test_system_fields_render_literally(sample_set: ProfileSet, profile_name: st
     assert profile is not None
     system = hostile_system(profile_name)
     text = "".join(
-        render_answer(sample_set, profile, None, system, fixed_facts(), f).content for f in profile.answer_files
+        render_answer(sample_set, profile, None, system, fixed_facts(), f).content
+        for f in profile.answer_files
     )
     assert TEMPLATE_LOOKING in text
     assert "49" not in text.replace("0123456789", "")
@@ -164,8 +167,12 @@ def test_user_data_values_cannot_change_yaml_structure(sample_set: ProfileSet) -
     profile = sample_set.get("ubuntu24-autoinstall")
     assert profile is not None
     system = hostile_system("ubuntu24-autoinstall")
-    system = System(**{**{f: getattr(system, f) for f in system.__dataclass_fields__}, "variables": {
-        "username": "x\n  injected: true", "password_hash": "\"quoted\" 'both'"}})
+    system = System(
+        **{
+            **{f: getattr(system, f) for f in system.__dataclass_fields__},
+            "variables": {"username": "x\n  injected: true", "password_hash": "\"quoted\" 'both'"},
+        }
+    )
     text = render_answer(sample_set, profile, None, system, fixed_facts(), "user-data").content
     data = yaml.safe_load(text)["autoinstall"]
     assert data["identity"]["username"] == "x\n  injected: true"
@@ -221,7 +228,7 @@ def test_loader_refuses_symlinks_out_of_its_folders(payload_profile: Path, tmp_p
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP SECRET")
     os.symlink(secret, payload_profile / "p" / "leak.j2")
-    with pytest.raises(RenderError, match="template not found: leak.j2"):
+    with pytest.raises(RenderError, match=r"template not found: leak\.j2"):
         render_payload(payload_profile, "{% include 'leak.j2' %}")
 
 
@@ -238,12 +245,14 @@ def test_loader_sees_only_the_profile_chain_and_snippets(tree: TreeBuilder) -> N
     ps = load_profiles(root)
     profile = ps.get("a")
     assert profile is not None
-    with pytest.raises(RenderError, match="template not found: b-only.j2"):
+    with pytest.raises(RenderError, match=r"template not found: b-only\.j2"):
         render_answer(ps, profile, None, sample_system("a"), fixed_facts(), "ks.cfg")
 
 
 def test_boot_scripts_render_in_the_sandbox_too(sample_set: ProfileSet) -> None:
     profile = sample_set.get("debian12-preseed")
-    text = render_boot_script("ipxe", "install", sample_set, profile, None, hostile_system("debian12-preseed"), fixed_facts())
+    text = render_boot_script(
+        "ipxe", "install", sample_set, profile, None, hostile_system("debian12-preseed"), fixed_facts()
+    )
     # a hostname that is not a DNS name never reaches the kernel command line
     assert "hostname={{7*7}}" not in text and "hostname=" not in text

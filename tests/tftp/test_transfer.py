@@ -20,6 +20,7 @@ from netboot.protocol.tftp import (
     ReadRequest,
     ReadTransfer,
     Send,
+    datagrams,
     decode,
     encode,
     negotiate,
@@ -33,8 +34,8 @@ SAME_HOST_OTHER_PORT = ("10.88.0.135", 1058)
 
 def packets(sends: list[Send]) -> list[Packet]:
     """Decode what the machine wants sent, checking it all goes to the client."""
-    assert all(dest == CLIENT for _, dest in sends)
-    return [decode(b"".join(bytes(b) for b in buffers)) for buffers, _ in sends]
+    assert all(dest == CLIENT for _, dest, _ in sends)
+    return [decode(datagram) for send in sends for datagram in datagrams(send)]
 
 
 def blocks(sends: list[Send]) -> list[int]:
@@ -321,9 +322,9 @@ def test_stranger_gets_error_5_and_the_transfer_is_undisturbed(stranger: tuple[s
     deadline = t.deadline
     replies = t.receive(ack(1), stranger, 0.5)
     assert len(replies) == 1
-    buffers, dest = replies[0]
+    data, dest, _ = replies[0]
     assert dest == stranger
-    assert decode(b"".join(bytes(b) for b in buffers)) == Error(5, "unknown transfer ID")
+    assert decode(data) == Error(5, "unknown transfer ID")
     assert t.deadline == deadline and t.acked_blocks == 0
     assert t.receive(encode(Error(0, "die")), stranger, 0.5) == []  # never answer an ERROR
     assert not t.finished
@@ -348,8 +349,8 @@ def test_edk2_tsize_probe_then_abort() -> None:
     assert isinstance(request, ReadRequest)
     size = 1_035_264
     t = ReadTransfer(request, BytesSource(bytes(size)), CLIENT, Limits())
-    (buffers, _), = t.start(0.0)
-    assert b"".join(buffers) == b"\x00\x06tsize\x001035264\x00blksize\x001468\x00windowsize\x004\x00"
+    (data, _, _), = t.start(0.0)
+    assert data == b"\x00\x06tsize\x001035264\x00blksize\x001468\x00windowsize\x004\x00"
     t.receive(b"\x00\x05\x00\x08User aborted the transfer\x00", CLIENT, 0.01)
     assert t.outcome is Outcome.ABORTED and t.error == (8, "User aborted the transfer")
     assert t.bytes_acked == 0

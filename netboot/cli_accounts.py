@@ -1,0 +1,233 @@
+"""``netboot user ...`` and ``netboot token ...``: web and API accounts, from the server's shell.
+
+Every command takes ``--config``/``--data-dir`` like ``netboot serve`` so it acts on the daemon's database.
+Each change is written to the audit log as ``cli:<unix user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from netboot.cli import fail, load, state_options
+from netboot.store.accounts import ROLES, AccountError
+
+
+def _store(config_file: Path | None, data_dir: Path | None) -> Any:
+    from netboot.store import StoreError, open_store
+
+    cfg = load(config_file, data_dir)
+    try:
+        return open_store(cfg.db_url)
+    except StoreError as exc:
+        fail(str(exc), 1)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _when(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
+
+
+@click.group()
+def user() -> None:
+    """Web UI and API users (roles: admin may change everything, viewer may only read)."""
+
+
+@user.command("add")
+@state_options
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (first line) instead of prompting.",
+)
+def user_add(
+    config_file: Path | None, data_dir: Path | None, name: str, role: str, password_stdin: bool
+) -> None:
+    """Create user NAME; asks for the password twice (or reads it with --password-stdin).
+
+    \b
+    Examples:
+      netboot user add admin
+      printf '%s\\n' "$PASSWORD" | netboot user add ci --role viewer --password-stdin
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    store = _store(config_file, data_dir)
+    try:
+        made = store.users.add(name, password, role)
+        store.audit.write(_actor(), "user-add", f"user {made.name}", {"role": made.role})
+    except AccountError as exc:
+        fail(f"{exc.field}: {exc}")
+    finally:
+        store.close()
+    click.echo(f"added user {made.name} ({made.role}); sign in at http://<server>:<http-port>/ui/")
+
+
+@user.command("list")
+@state_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
+    """List users."""
+    store = _store(config_file, data_dir)
+    try:
+        users = store.users.list()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([{"name": u.name, "role": u.role, "created": u.created} for u in users], indent=2))
+        return
+    if not users:
+        click.echo("no users (create one with: netboot user add NAME)")
+        return
+    click.echo(f"{'NAME':<24}{'ROLE':<10}CREATED")
+    for u in users:
+        click.echo(f"{u.name:<24}{u.role:<10}{_when(u.created)}")
+
+
+@user.command("remove")
+@state_options
+@click.argument("name")
+def user_remove(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+    """Remove user NAME with their API tokens and sessions."""
+    store = _store(config_file, data_dir)
+    try:
+        if not store.users.remove(name):
+            fail(f"no user {name!r}")
+        store.audit.write(_actor(), "user-remove", f"user {name}")
+    finally:
+        store.close()
+    click.echo(f"removed user {name}")
+
+
+@user.command("password")
+@state_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_password(config_file: Path | None, data_dir: Path | None, name: str, password_stdin: bool) -> None:
+    """Set a new password for NAME (ends their browser sessions)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    store = _store(config_file, data_dir)
+    try:
+        store.users.set_password(name, password)
+        store.audit.write(_actor(), "password-change", f"user {name}")
+    except AccountError as exc:
+        fail(f"{exc.field}: {exc}")
+    finally:
+        store.close()
+    click.echo(f"password of {name} changed")
+
+
+@click.group()
+def token() -> None:
+    """API bearer tokens (Authorization: Bearer ...); a token acts with its user's role."""
+
+
+@token.command("create")
+@state_options
+@click.option("--user", "user_name", required=True, metavar="NAME", help="The user the token acts as.")
+@click.option("--name", "label", default="cli", show_default=True, metavar="LABEL", help="What it is for.")
+def token_create(config_file: Path | None, data_dir: Path | None, user_name: str, label: str) -> None:
+    """Create a token and print it once (only its hash is stored).
+
+    \b
+    Example:
+      TOKEN=$(netboot token create --user admin --name ansible)
+      curl -H "Authorization: Bearer $TOKEN" http://server:8080/api/v1/systems
+    """
+    store = _store(config_file, data_dir)
+    try:
+        owner = store.users.get(user_name)
+        if owner is None:
+            fail(f"--user: no user {user_name!r} (see netboot user list)")
+        made, secret = store.tokens.create(owner, label)
+        store.audit.write(_actor(), "token-create", f"token {made.id}", {"user": owner.name, "name": made.name})
+    except AccountError as exc:
+        fail(f"--name: {exc}")
+    finally:
+        store.close()
+    click.echo(f"token {made.id} for {owner.name} ({owner.role}); shown only now:", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@state_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    store = _store(config_file, data_dir)
+    try:
+        tokens = store.tokens.list()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": t.id,
+                        "name": t.name,
+                        "user": t.user,
+                        "hint": t.hint,
+                        "created": t.created,
+                        "last_used": t.last_used,
+                        "revoked": t.revoked,
+                    }
+                    for t in tokens
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not tokens:
+        click.echo("no tokens")
+        return
+    click.echo(f"{'ID':<5}{'LABEL':<20}{'USER':<16}{'STARTS WITH':<14}{'CREATED':<18}{'LAST USED':<18}STATUS")
+    for t in tokens:
+        status = "active" if t.active else "revoked"
+        click.echo(
+            f"{t.id:<5}{t.name[:19]:<20}{t.user[:15]:<16}{t.hint:<14}{_when(t.created):<18}"
+            f"{_when(t.last_used):<18}{status}"
+        )
+
+
+@token.command("revoke")
+@state_options
+@click.argument("token_id", metavar="ID", type=int)
+def token_revoke(config_file: Path | None, data_dir: Path | None, token_id: int) -> None:
+    """Revoke token ID: it stops working at once."""
+    store = _store(config_file, data_dir)
+    try:
+        found = store.tokens.get(token_id)
+        if found is None:
+            fail(f"no token {token_id} (see netboot token list)")
+        if not store.tokens.revoke(token_id):
+            fail(f"token {token_id} is already revoked")
+        store.audit.write(_actor(), "token-revoke", f"token {token_id}", {"user": found.user})
+    finally:
+        store.close()
+    click.echo(f"revoked token {token_id}")
+
+
+def add_to(group: click.Group) -> None:
+    """Register ``user`` and ``token`` on the ``netboot`` command group."""
+    group.add_command(user)
+    group.add_command(token)

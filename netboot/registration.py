@@ -1,0 +1,520 @@
+"""The one way systems are registered, changed, marked for reinstall and removed.
+
+The web UI, the REST API and the CLI all call these functions, so a system gets the same checks and the
+same audit line whichever way it came in:
+
+* the MAC is normalised by :meth:`MacAddress.parse`;
+* the profile must exist in the loaded profiles (:func:`profiles_of`);
+* the hostname follows RFC 1123 (letters, digits, hyphens; labels of 1-63; 253 in all) and is lowercased;
+* the IP is a unicast IPv4 address;
+* variables are a JSON-able mapping of at most 64 KiB;
+* a new (or newly registered discovered) system gets state ``install`` and a fresh per-system token.
+
+Every refusal is a :class:`FieldError` naming the input at fault (``mac``, ``profile``, ``hostname``,
+``ip``, ``vars``, ``labels``, ``state``). Every change writes an audit entry (who, what, when) and an
+``admin`` event on the system's timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from ipaddress import AddressValueError, IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from netboot.events import Event
+from netboot.inventory import System, SystemState
+from netboot.mac import InvalidMac, MacAddress
+from netboot.store.systems import Conflict, new_token
+
+if TYPE_CHECKING:
+    from netboot.profiles import ProfileSet
+    from netboot.runtime import Runtime
+
+MAX_VARIABLES_BYTES = 64 * 1024
+MAX_DEPTH = 16
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+#: states an admin may set directly (``discovered`` is only ever set by a boot)
+SETTABLE_STATES = ("install", "installed", "local")
+
+
+class FieldError(ValueError):
+    """Input refused; ``field`` names it (``mac``, ``profile``, ``hostname``, ``ip``, ``vars``...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(FieldError):
+    """No system with that MAC."""
+
+
+class Duplicate(FieldError):
+    """The MAC is already registered, or the host name or address belongs to another system."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "leave this field as it is" for :func:`set_fields` (None means "clear it")
+UNSET: Final = _Unset()
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+_cache_lock = threading.Lock()
+_cache: dict[str, tuple[tuple[tuple[str, int, int], ...], ProfileSet, list[str]]] = {}
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    out: list[tuple[str, int, int]] = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out.append((path, st.st_mtime_ns, st.st_size))
+    out.sort()
+    return tuple(out)
+
+
+def load_profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
+    """The loaded profiles and the load errors (one ``file:line: reason`` string each).
+
+    Uses ``runtime.profiles`` when the runtime carries a :class:`ProfileSet`; otherwise loads
+    ``config.profiles_dir`` and reloads it whenever a file under it changes.
+    """
+    from netboot.profiles import ProfileSet, load_profiles_collect
+
+    given = getattr(runtime, "profiles", None)
+    if isinstance(given, ProfileSet):
+        return given, []
+    root = runtime.config.profiles_dir
+    if root is None:
+        return ProfileSet(Path("."), {}, []), ["profiles-dir is not configured: no profiles loaded"]
+    key = str(Path(root).resolve())
+    sig = _signature(Path(root))
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1], hit[2]
+    profile_set, errors = load_profiles_collect(Path(root))
+    messages = [str(e) for e in errors]
+    with _cache_lock:
+        _cache[key] = (sig, profile_set, messages)
+    return profile_set, messages
+
+
+def profiles_of(runtime: Runtime) -> ProfileSet:
+    return load_profile_set(runtime)[0]
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def parse_mac(value: object) -> MacAddress:
+    if isinstance(value, MacAddress):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("mac", "a MAC address is required, e.g. 52:54:00:12:34:56")
+    try:
+        return MacAddress.parse(value)
+    except InvalidMac as exc:
+        raise FieldError("mac", str(exc)) from None
+
+
+def check_hostname(value: object) -> str | None:
+    """RFC 1123 host name (or FQDN), lowercased; empty means none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldError("hostname", "must be a string")
+    text = value.strip().lower().rstrip(".")
+    if not text:
+        return None
+    if len(text) > 253:
+        raise FieldError("hostname", "a host name has at most 253 characters")
+    for label in text.split("."):
+        if not _LABEL.match(label):
+            raise FieldError(
+                "hostname",
+                f"{value!r} is not a valid host name (RFC 1123: letters, digits "
+                "and hyphens, labels of 1-63 characters, no hyphen at either end)",
+            )
+    return text
+
+
+def check_ip(value: object) -> IPv4Address | None:
+    if value is None:
+        return None
+    if isinstance(value, IPv4Address):
+        ip = value
+    elif isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            ip = IPv4Address(value.strip())
+        except (AddressValueError, ValueError):
+            raise FieldError("ip", f"{value!r} is not an IPv4 address") from None
+    else:
+        raise FieldError("ip", "must be a string such as 10.0.0.50")
+    if ip.is_unspecified or ip.is_multicast or ip.is_loopback or ip == IPv4Address("255.255.255.255"):
+        raise FieldError("ip", f"{ip} cannot be a machine's address")
+    return ip
+
+
+def check_profile(runtime: Runtime, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("profile", "a profile is required")
+    profile_set = profiles_of(runtime)
+    name = value.strip()
+    if name not in profile_set:
+        from netboot.profiles import did_you_mean
+
+        known = profile_set.names()
+        hint = did_you_mean(name, known) or (f" (known: {', '.join(known)})" if known else " (none loaded)")
+        raise FieldError("profile", f"unknown profile {name!r}{hint}")
+    return name
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level + 1)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level + 1)
+    return level
+
+
+def check_variables(value: object) -> dict[str, Any]:
+    """A mapping with string keys whose JSON form is at most 64 KiB."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FieldError("vars", "variables must be a mapping (a JSON object)")
+    if _depth(value) > MAX_DEPTH:
+        raise FieldError("vars", f"variables nest deeper than {MAX_DEPTH} levels")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise FieldError("vars", f"variables must be plain JSON data: {exc}") from None
+    if len(text.encode()) > MAX_VARIABLES_BYTES:
+        raise FieldError("vars", f"variables take more than {MAX_VARIABLES_BYTES // 1024} KiB")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def parse_variables_text(text: str) -> dict[str, Any]:
+    """Variables typed in a form: a JSON object, or empty."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FieldError(
+            "vars", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    return check_variables(value)
+
+
+def check_labels(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FieldError("labels", "labels must be a mapping of names to strings")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not _LABEL_KEY.match(k):
+            raise FieldError("labels", f"label name {k!r} must be 1-63 letters, digits, '.', '_', '/' or '-'")
+        if not isinstance(v, str) or len(v) > 255:
+            raise FieldError("labels", f"label {k!r} must have a string value of at most 255 characters")
+        out[k] = v
+    if len(out) > 64:
+        raise FieldError("labels", "at most 64 labels")
+    return out
+
+
+def check_state(value: object) -> SystemState:
+    if value not in SETTABLE_STATES:
+        raise FieldError("state", f"state must be one of {', '.join(SETTABLE_STATES)}")
+    return SystemState(value)
+
+
+def _conflicts(runtime: Runtime, system: System) -> None:
+    """Refuse a hostname or IP another system already has (before the database would)."""
+    repo = runtime.store.systems
+    if system.hostname is not None:
+        other = repo.by_hostname(system.hostname)
+        if other is not None and other.mac != system.mac:
+            raise Duplicate("hostname", f"host name {system.hostname} is already used by {other.mac}")
+    if system.ip is not None:
+        other = repo.by_ip(system.ip)
+        if other is not None and other.mac != system.mac:
+            raise Duplicate("ip", f"address {system.ip} is already used by {other.mac}")
+
+
+# --------------------------------------------------------------------------------------- operations
+
+
+def _admin_event(runtime: Runtime, mac: MacAddress, summary: str, **detail: Any) -> None:
+    runtime.recorder.record(Event(phase="admin", summary=summary, mac=mac, detail=detail))
+
+
+def _audit(runtime: Runtime, actor: str, action: str, mac: MacAddress, detail: dict[str, Any]) -> None:
+    runtime.store.audit.write(actor, action, f"system {mac}", detail)
+
+
+def _describe(system: System) -> dict[str, Any]:
+    return {
+        "profile": system.profile,
+        "hostname": system.hostname,
+        "ip": str(system.ip) if system.ip else None,
+        "state": system.state.value,
+        "vars": dict(system.variables),
+        "labels": dict(system.labels),
+    }
+
+
+def get(runtime: Runtime, mac: str | MacAddress) -> System:
+    """The system with ``mac`` or :class:`NotFound` (field ``mac``)."""
+    address = parse_mac(mac)
+    system = runtime.store.systems.get(address)
+    if system is None:
+        raise NotFound("mac", f"no system {address}")
+    return system
+
+
+def prepare(
+    runtime: Runtime,
+    mac: str | MacAddress,
+    profile: str,
+    hostname: str | None = None,
+    ip: str | IPv4Address | None = None,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[System, System | None]:
+    """Check a registration without storing it: the new system and the discovered record it replaces."""
+    address = parse_mac(mac)
+    existing = runtime.store.systems.get(address)
+    if existing is not None and existing.state is not SystemState.DISCOVERED:
+        raise Duplicate("mac", f"{address} is already registered (profile {existing.profile or '-'})")
+    system = System(
+        mac=address,
+        profile=check_profile(runtime, profile),
+        state=SystemState.INSTALL,
+        hostname=check_hostname(hostname),
+        ip=check_ip(ip),
+        variables=check_variables(variables),
+        labels=check_labels(labels),
+        token=new_token(),
+    )
+    if existing is not None:
+        system = replace(
+            system,
+            arch=existing.arch,
+            uuid=existing.uuid,
+            first_seen=existing.first_seen,
+            last_seen=existing.last_seen,
+            labels=system.labels or existing.labels,
+        )
+    _conflicts(runtime, system)
+    return system, existing
+
+
+def register(
+    runtime: Runtime,
+    mac: str | MacAddress,
+    profile: str,
+    hostname: str | None = None,
+    ip: str | IPv4Address | None = None,
+    variables: Mapping[str, Any] | None = None,
+    actor: str = "cli",
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> System:
+    """Register ``mac`` to ``profile`` (state ``install``, fresh token); a discovered MAC becomes registered.
+
+    Raises :class:`FieldError` naming the field at fault.
+    """
+    system, existing = prepare(runtime, mac, profile, hostname, ip, variables, labels=labels)
+    try:
+        store = runtime.store.systems
+        system = store.add(system) if existing is None else store.save(system)
+    except Conflict as exc:
+        raise Duplicate(exc.field, str(exc)) from None
+    except KeyError:
+        raise FieldError("mac", f"{system.mac} was removed meanwhile") from None
+    action = "register-discovered" if existing is not None else "register"
+    _audit(runtime, actor, action, system.mac, _describe(system))
+    _admin_event(
+        runtime,
+        system.mac,
+        f"registered by {actor} with profile {system.profile}",
+        actor=actor,
+        profile=system.profile,
+    )
+    return system
+
+
+def set_fields(
+    runtime: Runtime,
+    mac: str | MacAddress,
+    actor: str = "cli",
+    *,
+    profile: str | _Unset = UNSET,
+    hostname: str | _Unset | None = UNSET,
+    ip: str | IPv4Address | _Unset | None = UNSET,
+    variables: Mapping[str, Any] | _Unset | None = UNSET,
+    labels: Mapping[str, str] | _Unset | None = UNSET,
+    state: str | _Unset = UNSET,
+) -> System:
+    """Change some fields of a registered system (None clears hostname, ip, vars or labels).
+
+    Setting ``state`` to ``install`` is the same as :func:`reinstall` (a fresh token).
+    """
+    system = get(runtime, mac)
+    if system.state is SystemState.DISCOVERED and isinstance(profile, _Unset):
+        raise FieldError("profile", f"{system.mac} is a discovered machine: register it with a profile first")
+    before = _describe(system)
+    changed = system
+    if not isinstance(profile, _Unset):
+        changed = replace(changed, profile=check_profile(runtime, profile))
+    if not isinstance(hostname, _Unset):
+        changed = replace(changed, hostname=check_hostname(hostname))
+    if not isinstance(ip, _Unset):
+        changed = replace(changed, ip=check_ip(ip))
+    if not isinstance(variables, _Unset):
+        changed = replace(changed, variables=check_variables(variables))
+    if not isinstance(labels, _Unset):
+        changed = replace(changed, labels=check_labels(labels))
+    if not isinstance(state, _Unset):
+        new_state = check_state(state)
+        if new_state is SystemState.INSTALL and system.state is not SystemState.INSTALL:
+            changed = replace(changed, state=new_state, token=new_token())
+        else:
+            changed = replace(changed, state=new_state)
+    elif system.state is SystemState.DISCOVERED:
+        changed = replace(changed, state=SystemState.INSTALL, token=new_token())
+    after = _describe(changed)
+    diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+    if not diff:
+        return system
+    _conflicts(runtime, changed)
+    try:
+        runtime.store.systems.save(changed)
+    except Conflict as exc:
+        raise Duplicate(exc.field, str(exc)) from None
+    except KeyError:
+        raise NotFound("mac", f"no system {system.mac}") from None
+    _audit(runtime, actor, "edit", system.mac, diff)
+    _admin_event(
+        runtime,
+        system.mac,
+        f"changed by {actor}: {', '.join(sorted(diff))}",
+        actor=actor,
+        fields=sorted(diff),
+    )
+    return changed
+
+
+def reinstall(runtime: Runtime, mac: str | MacAddress, actor: str = "cli") -> System:
+    """Mark a registered system for (re)installation at its next netboot, with a fresh token."""
+    system = get(runtime, mac)
+    if system.state is SystemState.DISCOVERED or system.profile is None:
+        raise FieldError("profile", f"{system.mac} has no profile: register it first")
+    changed = replace(system, state=SystemState.INSTALL, token=new_token())
+    try:
+        runtime.store.systems.save(changed)
+    except KeyError:
+        raise NotFound("mac", f"no system {system.mac}") from None
+    _audit(runtime, actor, "reinstall", system.mac, {"from": system.state.value, "profile": system.profile})
+    _admin_event(runtime, system.mac, f"marked for reinstall by {actor}", actor=actor)
+    return changed
+
+
+def remove(runtime: Runtime, mac: str | MacAddress, actor: str = "cli") -> System:
+    """Forget a system (registered or discovered); returns what was removed."""
+    system = get(runtime, mac)
+    if not runtime.store.systems.remove(system.mac):
+        raise NotFound("mac", f"no system {system.mac}")
+    _audit(runtime, actor, "remove", system.mac, _describe(system))
+    _admin_event(runtime, system.mac, f"removed by {actor}", actor=actor)
+    return system
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+def register_lines(
+    runtime: Runtime, text: str, actor: str = "cli", *, max_lines: int = 1000
+) -> tuple[list[System], list[LineError]]:
+    """Register ``MAC,hostname,profile`` lines (blank lines and ``#`` comments skipped).
+
+    All or nothing: every line is checked first; if any is refused, nothing is registered and every
+    refusal is returned with its line number.
+    """
+    prepared: list[tuple[int, str, str, str]] = []
+    errors: list[LineError] = []
+    seen_mac: dict[MacAddress, int] = {}
+    seen_host: dict[str, int] = {}
+    lines = text.splitlines()
+    if len(lines) > max_lines:
+        return [], [LineError(max_lines + 1, "lines", f"at most {max_lines} lines at once")]
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3:
+            errors.append(LineError(number, "line", "expected MAC,hostname,profile"))
+            continue
+        mac_text, host, profile = parts
+        try:
+            system, _ = prepare(runtime, mac_text, profile, host or None)
+        except FieldError as exc:
+            errors.append(LineError(number, exc.field, exc.message))
+            continue
+        if system.mac in seen_mac:
+            errors.append(LineError(number, "mac", f"{system.mac} is also on line {seen_mac[system.mac]}"))
+            continue
+        seen_mac[system.mac] = number
+        if system.hostname is not None:
+            if system.hostname in seen_host:
+                errors.append(
+                    LineError(
+                        number, "hostname", f"{system.hostname} is also on line {seen_host[system.hostname]}"
+                    )
+                )
+                continue
+            seen_host[system.hostname] = number
+        prepared.append((number, mac_text, profile, host))
+    if errors:
+        return [], errors
+    done: list[System] = []
+    for number, mac_text, profile, host in prepared:
+        try:
+            done.append(register(runtime, mac_text, profile, host or None, actor=actor))
+        except FieldError as exc:  # changed meanwhile: report, keep what was done
+            errors.append(LineError(number, exc.field, exc.message))
+    return done, errors

@@ -1,0 +1,204 @@
+"""The web app's adapter to profiles and rendering: every call the UI and API make into
+:mod:`netboot.profiles` and :mod:`netboot.render` goes through the functions here, so a change of that API
+is a change of this file only.
+
+* :func:`server_facts` -> the :class:`ServerFacts` to render with.
+* :func:`preview_system` -> the boot script and each answer file of one system, rendered as that machine
+  would get them now (an error is shown as text, never raised).
+* :func:`profile_summary` -> one profile's description, variables, answer files and render status.
+* :func:`profile_validate` -> the installers' own validators (slow: subprocesses), on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from flask import has_request_context, request
+
+from netboot.inventory import System, SystemState
+from netboot.profiles import Profile, ProfileSet
+from netboot.registration import load_profile_set
+from netboot.render import (
+    KINDS,
+    RenderError,
+    ServerFacts,
+    UnknownAnswerFile,
+    check_profile,
+    render_answer,
+    render_boot_script,
+    sample_system,
+)
+from netboot.runtime import Runtime
+
+HIDDEN_TOKEN = "token-hidden-from-viewers"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered file for the UI: ``content`` or ``error``."""
+
+    name: str
+    kind: str
+    content: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "content": self.content, "error": self.error}
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    name: str
+    kind: str
+    description: str
+    parent: str | None
+    lineage: tuple[str, ...]
+    variables: dict[str, Any]
+    answer_files: tuple[str, ...]
+    installs: bool
+    file: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "parent": self.parent,
+            "lineage": list(self.lineage),
+            "variables": self.variables,
+            "answer_files": list(self.answer_files),
+            "installs": self.installs,
+            "ok": self.ok,
+            "problems": self.problems,
+        }
+
+
+def server_facts(runtime: Runtime) -> ServerFacts:
+    """Facts for rendering: the configured server address, else the host the browser used."""
+    ip = str(runtime.server_ip) if runtime.server_ip else None
+    if ip is None and has_request_context():
+        ip = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
+    config = runtime.config
+    return ServerFacts(
+        server_ip=ip or "127.0.0.1",
+        http_port=config.ports.http,
+        domain=config.dns.domain if config.dns.enabled else None,
+    )
+
+
+def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
+    return load_profile_set(runtime)
+
+
+def preview_system(runtime: Runtime, system: System, *, hide_token: bool = False) -> list[Rendered]:
+    """The iPXE boot script this system gets now, then each answer file of its profile."""
+    profiles, _ = load_profile_set(runtime)
+    facts = server_facts(runtime)
+    if hide_token and system.token:
+        system = replace(system, token=HIDDEN_TOKEN)
+    profile, group = profiles.select(system)
+    out: list[Rendered] = []
+    decision = "install" if system.state is SystemState.INSTALL and profile is not None else "local"
+    if system.profile and profile is None:
+        out.append(Rendered("boot.ipxe", "ipxe", error=f"profile {system.profile!r} is not loaded"))
+        return out
+    try:
+        script = render_boot_script("ipxe", decision, profiles, profile, group, system, facts)
+        out.append(Rendered(f"boot.ipxe ({decision})", "ipxe", content=script))
+    except (RenderError, ValueError) as exc:
+        out.append(Rendered(f"boot.ipxe ({decision})", "ipxe", error=str(exc)))
+    if profile is None:
+        return out
+    for name in profile.answer_files:
+        try:
+            rendered = render_answer(profiles, profile, group, system, facts, name)
+            out.append(Rendered(name, profile.kind, content=rendered.content))
+        except (RenderError, UnknownAnswerFile, ValueError) as exc:
+            out.append(Rendered(name, profile.kind, error=str(exc)))
+    return out
+
+
+def _render_problems(runtime: Runtime, profiles: ProfileSet, profile: Profile) -> list[str]:
+    """Render every file of ``profile`` for the sample machine (no external validators: fast)."""
+    facts = server_facts(runtime)
+    system = sample_system(profile.name)
+    problems: list[str] = []
+    for name in profile.answer_files:
+        try:
+            render_answer(profiles, profile, None, system, facts, name)
+        except (RenderError, UnknownAnswerFile, ValueError) as exc:
+            problems.append(str(exc))
+    try:
+        render_boot_script("ipxe", "install", profiles, profile, None, system, facts)
+    except (RenderError, ValueError) as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _summary(
+    runtime: Runtime, profiles: ProfileSet, profile: Profile, load_errors: list[str]
+) -> ProfileSummary:
+    mine = [e for e in load_errors if str(profile.dir) in e]
+    return ProfileSummary(
+        name=profile.name,
+        kind=profile.kind,
+        description=profile.description,
+        parent=profile.parent,
+        lineage=tuple(profile.lineage),
+        variables=_plain(profile.variables),
+        answer_files=tuple(profile.answer_files),
+        installs=profile.installs,
+        file=str(profile.file),
+        problems=mine + _render_problems(runtime, profiles, profile),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def profile_summaries(runtime: Runtime) -> tuple[list[ProfileSummary], list[str]]:
+    """Every loaded profile with its status, and the load errors (including profiles that failed)."""
+    profiles, errors = load_profile_set(runtime)
+    return [_summary(runtime, profiles, p, errors) for p in profiles], errors
+
+
+def profile_summary(runtime: Runtime, name: str) -> ProfileSummary | None:
+    profiles, errors = load_profile_set(runtime)
+    profile = profiles.get(name)
+    return _summary(runtime, profiles, profile, errors) if profile else None
+
+
+def profile_validate(runtime: Runtime, name: str) -> list[str] | None:
+    """Render with the sample machine and run the installers' validators (slow). None: no such profile."""
+    profiles, _ = load_profile_set(runtime)
+    profile = profiles.get(name)
+    if profile is None:
+        return None
+    return [str(p) for p in check_profile(profiles, profile, server_facts(runtime), timeout=20)]
+
+
+def profile_names(runtime: Runtime) -> list[str]:
+    return load_profile_set(runtime)[0].names()
+
+
+def installer_profile_names(runtime: Runtime) -> list[str]:
+    profiles, _ = load_profile_set(runtime)
+    return [p.name for p in profiles if p.installs] + [p.name for p in profiles if not p.installs]
+
+
+def kind_description(kind: str) -> str:
+    found = KINDS.get(kind)
+    return found.description if found else kind
