@@ -25,4 +25,4 @@ for tool in /usr/sbin/in.tftpd atftp; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install tftpd-hpa atftp)" >&2; exit 1; }
 done
 
-exec "$PYTHON" "$HERE/tftp/bench.py" --work "$WORK" --atftpd "$ATFTPD" --python "$PYTHON" "$@"
+BENCH_CMD="bench/tftp.sh $*" exec "$PYTHON" "$HERE/tftp/bench.py" --work "$WORK" --atftpd "$ATFTPD" --python "$PYTHON" "$@"

@@ -31,11 +31,19 @@ def fail(message: str, status: int = 2) -> None:
 
 def state_options(func: F) -> F:
     """``--config`` and ``--data-dir``: shared by every command that touches netboot's state."""
-    func = click.option("--data-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-                        help="State directory (database, TFTP root, files). Overrides the config file.")(func)
-    func = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                        envvar="NETBOOT_CONFIG",
-                        help="YAML configuration file (docs/configuration.md). [env: NETBOOT_CONFIG]")(func)
+    func = click.option(
+        "--data-dir",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="State directory (database, TFTP root, files). Overrides the config file.",
+    )(func)
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="NETBOOT_CONFIG",
+        help="YAML configuration file (docs/configuration.md). [env: NETBOOT_CONFIG]",
+    )(func)
     return func
 
 
@@ -67,27 +75,57 @@ def main() -> None:
 
 @main.command()
 @state_options
-@click.option("--interface", "-i", "interfaces", multiple=True, metavar="IFACE",
-              help="Serve DHCP only on this interface (repeatable). Default: every interface.")
-@click.option("--server-ip", metavar="IP",
-              help="Address clients use to reach this server (next-server, URLs). "
-              "Default: the first served interface's address.")
-@click.option("--dhcp-mode", type=click.Choice(["proxy", "full", "off"]),
-              help="proxy: boot info only, beside an existing DHCP server (ports 67+4011). full: netboot "
-              "owns the leases (needs --dhcp-range). off: no DHCP. Default: proxy.")
-@click.option("--dhcp-range", metavar="FIRST-LAST",
-              help="Addresses to lease in full mode, e.g. 10.0.0.100-10.0.0.200; the subnet is taken from "
-              "the interface unless dhcp.subnet is configured.")
-@click.option("--dhcp-port", type=click.IntRange(0, 65535), metavar="N",
-              help="DHCP server port (default 67).")
+@click.option(
+    "--interface",
+    "-i",
+    "interfaces",
+    multiple=True,
+    metavar="IFACE",
+    help="Serve DHCP only on this interface (repeatable). Default: every interface.",
+)
+@click.option(
+    "--server-ip",
+    metavar="IP",
+    help="Address clients use to reach this server (next-server, URLs). "
+    "Default: the first served interface's address.",
+)
+@click.option(
+    "--dhcp-mode",
+    type=click.Choice(["proxy", "full", "off"]),
+    help="proxy: boot info only, beside an existing DHCP server (ports 67+4011). full: netboot "
+    "owns the leases (needs --dhcp-range). off: no DHCP. Default: proxy.",
+)
+@click.option(
+    "--dhcp-range",
+    metavar="FIRST-LAST",
+    help="Addresses to lease in full mode, e.g. 10.0.0.100-10.0.0.200; the subnet is taken from "
+    "the interface unless dhcp.subnet is configured.",
+)
+@click.option(
+    "--dhcp-port", type=click.IntRange(0, 65535), metavar="N", help="DHCP server port (default 67)."
+)
 @click.option("--tftp-port", type=click.IntRange(0, 65535), metavar="N", help="TFTP port (default 69).")
 @click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="HTTP port (default 8080).")
 @click.option("--profiles", type=click.Path(file_okay=False), metavar="DIR", help="Profiles directory.")
-@click.option("--loaders", type=click.Path(file_okay=False), metavar="DIR",
-              help="Directory with boot loaders (undionly.kpxe, ipxe.efi...). Default: /usr/lib/ipxe.")
-def serve(config_file: Path | None, data_dir: Path | None, interfaces: tuple[str, ...], server_ip: str | None,
-          dhcp_mode: str | None, dhcp_range: str | None, dhcp_port: int | None, tftp_port: int | None,
-          http_port: int | None, profiles: str | None, loaders: str | None) -> None:
+@click.option(
+    "--loaders",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Directory with boot loaders (undionly.kpxe, ipxe.efi...). Default: /usr/lib/ipxe.",
+)
+def serve(
+    config_file: Path | None,
+    data_dir: Path | None,
+    interfaces: tuple[str, ...],
+    server_ip: str | None,
+    dhcp_mode: str | None,
+    dhcp_range: str | None,
+    dhcp_port: int | None,
+    tftp_port: int | None,
+    http_port: int | None,
+    profiles: str | None,
+    loaders: str | None,
+) -> None:
     """Run the daemon: DHCP/ProxyDHCP, TFTP and HTTP (and DNS when enabled).
 
     Flags override the config file. With no file: ProxyDHCP + TFTP + HTTP on every interface, state in
@@ -103,10 +141,22 @@ def serve(config_file: Path | None, data_dir: Path | None, interfaces: tuple[str
     from netboot.logutil import setup_logging
     from netboot.store import StoreError
 
-    cfg = load(config_file, data_dir, Overrides(
-        interfaces=interfaces, server_ip=server_ip, dhcp_mode=dhcp_mode, dhcp_range=dhcp_range,
-        dhcp_port=dhcp_port, tftp_port=tftp_port, http_port=http_port, data_dir=None, profiles=profiles,
-        loaders=loaders))
+    cfg = load(
+        config_file,
+        data_dir,
+        Overrides(
+            interfaces=interfaces,
+            server_ip=server_ip,
+            dhcp_mode=dhcp_mode,
+            dhcp_range=dhcp_range,
+            dhcp_port=dhcp_port,
+            tftp_port=tftp_port,
+            http_port=http_port,
+            data_dir=None,
+            profiles=profiles,
+            loaders=loaders,
+        ),
+    )
     setup_logging(cfg.log.level, cfg.log.format)
     cfg = _full_mode_subnet(cfg)
     try:
@@ -159,10 +209,24 @@ def leases(config_file: Path | None, data_dir: Path | None, as_json: bool, show_
     rows.sort(key=lambda lease: int(lease.ip))
     store.close()
     if as_json:
-        click.echo(json.dumps([{
-            "ip": str(x.ip), "mac": str(x.mac), "hostname": x.hostname, "state": x.state,
-            "client_id": x.client_id.hex() if x.client_id else None, "starts": x.starts, "expires": x.expires,
-            "active": x.active(now)} for x in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "ip": str(x.ip),
+                        "mac": str(x.mac),
+                        "hostname": x.hostname,
+                        "state": x.state,
+                        "client_id": x.client_id.hex() if x.client_id else None,
+                        "starts": x.starts,
+                        "expires": x.expires,
+                        "active": x.active(now),
+                    }
+                    for x in rows
+                ],
+                indent=2,
+            )
+        )
         return
     if not rows:
         click.echo("no leases")
@@ -175,15 +239,18 @@ def leases(config_file: Path | None, data_dir: Path | None, as_json: bool, show_
 
 
 def _register_commands() -> None:
+    """Subcommands live in their own modules; they import this one for its helpers, so attach them last."""
+    from netboot.cli_accounts import add_to
+    from netboot.cli_lab import lab
     from netboot.cli_systems import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)
+    main.add_command(lab)
+    add_to(main)
 
 
 _register_commands()
 
 if __name__ == "__main__":
     main()
-from netboot.cli_lab import lab; main.add_command(lab)  # noqa: E402, E702, I001  (`netboot lab`)
-from netboot.cli_accounts import add_to; add_to(main)  # noqa: E402, E702, I001  (`netboot user`, `token`)

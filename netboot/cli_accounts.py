@@ -11,22 +11,21 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
 from netboot.cli import fail, load, state_options
+from netboot.store import Store, StoreError, open_store
 from netboot.store.accounts import ROLES, AccountError
 
 
-def _store(config_file: Path | None, data_dir: Path | None) -> Any:
-    from netboot.store import StoreError, open_store
-
+def _store(config_file: Path | None, data_dir: Path | None) -> Store:
     cfg = load(config_file, data_dir)
     try:
         return open_store(cfg.db_url)
     except StoreError as exc:
         fail(str(exc), 1)
+        raise  # not reached: fail() exits
 
 
 def _actor() -> str:
@@ -74,6 +73,7 @@ def user_add(
         store.audit.write(_actor(), "user-add", f"user {made.name}", {"role": made.role})
     except AccountError as exc:
         fail(f"{exc.field}: {exc}")
+        return
     finally:
         store.close()
     click.echo(f"added user {made.name} ({made.role}); sign in at http://<server>:<http-port>/ui/")
@@ -90,7 +90,8 @@ def user_list(config_file: Path | None, data_dir: Path | None, as_json: bool) ->
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps([{"name": u.name, "role": u.role, "created": u.created} for u in users], indent=2))
+        rows = [{"name": u.name, "role": u.role, "created": u.created} for u in users]
+        click.echo(json.dumps(rows, indent=2))
         return
     if not users:
         click.echo("no users (create one with: netboot user add NAME)")
@@ -158,10 +159,13 @@ def token_create(config_file: Path | None, data_dir: Path | None, user_name: str
         owner = store.users.get(user_name)
         if owner is None:
             fail(f"--user: no user {user_name!r} (see netboot user list)")
+            return
         made, secret = store.tokens.create(owner, label)
-        store.audit.write(_actor(), "token-create", f"token {made.id}", {"user": owner.name, "name": made.name})
+        detail = {"user": owner.name, "name": made.name}
+        store.audit.write(_actor(), "token-create", f"token {made.id}", detail)
     except AccountError as exc:
         fail(f"--name: {exc}")
+        return
     finally:
         store.close()
     click.echo(f"token {made.id} for {owner.name} ({owner.role}); shown only now:", err=True)
@@ -219,6 +223,7 @@ def token_revoke(config_file: Path | None, data_dir: Path | None, token_id: int)
         found = store.tokens.get(token_id)
         if found is None:
             fail(f"no token {token_id} (see netboot token list)")
+            return
         if not store.tokens.revoke(token_id):
             fail(f"token {token_id} is already revoked")
         store.audit.write(_actor(), "token-revoke", f"token {token_id}", {"user": found.user})

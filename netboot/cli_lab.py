@@ -209,7 +209,7 @@ def up_cmd(
         f"namespace {name}"
     )
     if state.ui_url:
-        say(f"UI: {state.ui_url}  (relayed to http://10.99.0.1:{state.http_port}/ inside the lab)")
+        say(f"UI: {state.ui_url}  (user {state.ui_user}, password {state.ui_password})")
     say(
         f"waiting until every VM reached '{target}' (at most {timeout} s; "
         "Ctrl-C stops the waiting, not the lab)\n"
@@ -264,6 +264,8 @@ def status_cmd(config_file: Path | None, data_dir: Path | None, name: str, as_js
         f"  netboot   {info['server']} in namespace {info['name']}"
         + (f"; UI on the host: {info['ui']}" if info["ui"] else "")
     )
+    if info.get("ui_user"):
+        click.echo(f"  UI login  user {info['ui_user']}, password {info['ui_password']}")
     for ns, present in info["namespaces"].items():
         click.echo(f"  namespace {ns}: {'present' if present else 'MISSING'}")
     for p in info["processes"]:
@@ -367,6 +369,39 @@ def _attach(path: Path) -> None:
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         sock.close()
+
+
+@lab.command("screenshot")
+@state_options
+@NAME_OPTION
+@click.argument("vm")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png",
+    help="Where to save it. Default: <lab dir>/vms/VM/screen.png.",
+)
+def screenshot_cmd(
+    config_file: Path | None, data_dir: Path | None, name: str, vm: str, output: Path | None
+) -> None:
+    """Save VM's screen as PNG (the Debian installer draws its dialogs there, not on the serial port)."""
+    from netboot.lab.core import LabError, find_vm
+    from netboot.lab.qmp import QmpError, screenshot
+
+    try:
+        _state, record = find_vm(_data_dir(config_file, data_dir), name, vm)
+    except LabError as exc:
+        fail(str(exc), exc.status)
+    if not record.qmp_socket:
+        fail(f"{record.name} has no monitor socket", 1)
+        return
+    out = output or Path(record.dir) / "screen.png"
+    try:
+        screenshot(Path(record.qmp_socket), out)
+    except (QmpError, OSError) as exc:
+        fail(f"{record.name}: {exc}", 1)
+    click.echo(str(out))
 
 
 @lab.command("down")

@@ -7,6 +7,7 @@ with the same message naming the field.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 import time
@@ -22,6 +23,14 @@ from netboot.cli import fail, load, state_options
 from netboot.inventory import System, SystemState
 from netboot.mac import InvalidMac, MacAddress
 from netboot.runtime import Runtime, build_runtime
+
+
+def actor() -> str:
+    """Who made a change from the shell, for the audit log: ``cli:<login>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 @contextmanager
@@ -58,10 +67,17 @@ def _vars(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def system_json(system: System, *, with_token: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "mac": str(system.mac), "hostname": system.hostname, "profile": system.profile,
-        "state": system.state.value, "ip": str(system.ip) if system.ip else None,
-        "vars": dict(system.variables), "labels": dict(system.labels), "arch": system.arch,
-        "uuid": system.uuid, "first_seen": system.first_seen, "last_seen": system.last_seen,
+        "mac": str(system.mac),
+        "hostname": system.hostname,
+        "profile": system.profile,
+        "state": system.state.value,
+        "ip": str(system.ip) if system.ip else None,
+        "vars": dict(system.variables),
+        "labels": dict(system.labels),
+        "arch": system.arch,
+        "uuid": system.uuid,
+        "first_seen": system.first_seen,
+        "last_seen": system.last_seen,
     }
     if with_token:
         out["token"] = system.token
@@ -90,26 +106,51 @@ def system() -> None:
 @click.option("--profile", "-p", required=True, help="Profile to install (see `netboot profile list`).")
 @click.option("--hostname", "-n", help="Host name (RFC 1123).")
 @click.option("--ip", help="Static address: a DHCP reservation in full mode, and what DNS answers.")
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
-              help="A template variable for this system (repeatable); JSON values are parsed.")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A template variable for this system (repeatable); JSON values are parsed.",
+)
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label for group selectors.")
-def system_add(config_file: Path | None, data_dir: Path | None, mac: str, profile: str, hostname: str | None,
-               ip: str | None, variables: tuple[str, ...], labels: tuple[str, ...]) -> None:
+def system_add(
+    config_file: Path | None,
+    data_dir: Path | None,
+    mac: str,
+    profile: str,
+    hostname: str | None,
+    ip: str | None,
+    variables: tuple[str, ...],
+    labels: tuple[str, ...],
+) -> None:
     """Register MAC (any spelling) to a profile; its next netboot installs it."""
     with opened(config_file, data_dir) as runtime:
-        added = registration.register(runtime, mac, profile, hostname, ip, _vars(variables),
-                                      labels={k: str(v) for k, v in _vars(labels).items()})
-        click.echo(f"registered {added.mac} ({added.hostname or 'no hostname'}) -> {added.profile}; "
-                   "its next netboot installs it")
+        added = registration.register(
+            runtime,
+            mac,
+            profile,
+            hostname,
+            ip,
+            _vars(variables),
+            labels={k: str(v) for k, v in _vars(labels).items()}, actor=actor(),
+        )
+        click.echo(
+            f"registered {added.mac} ({added.hostname or 'no hostname'}) -> {added.profile}; "
+            "its next netboot installs it"
+        )
 
 
 @system.command("list")
 @state_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--state", type=click.Choice([s.value for s in SystemState]), help="Only systems in this state.")
+@click.option(
+    "--state", type=click.Choice([s.value for s in SystemState]), help="Only systems in this state."
+)
 @click.option("--profile", help="Only systems with this profile.")
-def system_list(config_file: Path | None, data_dir: Path | None, as_json: bool, state: str | None,
-                profile: str | None) -> None:
+def system_list(
+    config_file: Path | None, data_dir: Path | None, as_json: bool, state: str | None, profile: str | None
+) -> None:
     """List registered and discovered systems."""
     with opened(config_file, data_dir) as runtime:
         rows = runtime.store.systems.list(state=SystemState(state) if state else None, profile=profile)
@@ -121,8 +162,10 @@ def system_list(config_file: Path | None, data_dir: Path | None, as_json: bool, 
         return
     click.echo(f"{'MAC':<19}{'HOSTNAME':<24}{'PROFILE':<24}{'STATE':<12}{'IP':<16}LAST SEEN")
     for s in rows:
-        click.echo(f"{s.mac!s:<19}{s.hostname or '-':<24}{s.profile or '-':<24}{s.state.value:<12}"
-                   f"{str(s.ip) if s.ip else '-':<16}{_when(s.last_seen)}")
+        click.echo(
+            f"{s.mac!s:<19}{s.hostname or '-':<24}{s.profile or '-':<24}{s.state.value:<12}"
+            f"{str(s.ip) if s.ip else '-':<16}{_when(s.last_seen)}"
+        )
 
 
 @system.command("show")
@@ -130,15 +173,26 @@ def system_list(config_file: Path | None, data_dir: Path | None, as_json: bool, 
 @click.argument("mac")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--events", "n_events", type=int, default=20, show_default=True, help="How many recent events.")
-def system_show(config_file: Path | None, data_dir: Path | None, mac: str, as_json: bool, n_events: int) -> None:
+def system_show(
+    config_file: Path | None, data_dir: Path | None, mac: str, as_json: bool, n_events: int
+) -> None:
     """One system: its fields, token (while installing) and recent boot events."""
     with opened(config_file, data_dir) as runtime:
         found = registration.get(runtime, mac)
         events = runtime.store.events.list(found.mac, limit=n_events)
     if as_json:
-        click.echo(json.dumps({**system_json(found, with_token=True), "events": [
-            {"time": e.time, "phase": e.phase, "summary": e.summary, "client_ip": e.client_ip} for e in events]},
-            indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    **system_json(found, with_token=True),
+                    "events": [
+                        {"time": e.time, "phase": e.phase, "summary": e.summary, "client_ip": e.client_ip}
+                        for e in events
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     for key, value in system_json(found, with_token=True).items():
         if key in ("first_seen", "last_seen"):
@@ -157,11 +211,22 @@ def system_show(config_file: Path | None, data_dir: Path | None, mac: str, as_js
 @click.option("--ip", help="New static address ('' clears it).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Set a variable (repeatable).")
 @click.option("--unset-var", "unset", multiple=True, metavar="KEY", help="Remove a variable (repeatable).")
-@click.option("--state", type=click.Choice([s.value for s in SystemState if s is not SystemState.DISCOVERED]),
-              help="Set the install state (install gives a fresh token).")
-def system_set(config_file: Path | None, data_dir: Path | None, mac: str, profile: str | None,
-               hostname: str | None, ip: str | None, variables: tuple[str, ...], unset: tuple[str, ...],
-               state: str | None) -> None:
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in SystemState if s is not SystemState.DISCOVERED]),
+    help="Set the install state (install gives a fresh token).",
+)
+def system_set(
+    config_file: Path | None,
+    data_dir: Path | None,
+    mac: str,
+    profile: str | None,
+    hostname: str | None,
+    ip: str | None,
+    variables: tuple[str, ...],
+    unset: tuple[str, ...],
+    state: str | None,
+) -> None:
     """Change a system's profile, hostname, address, variables or state."""
     with opened(config_file, data_dir) as runtime:
         current = registration.get(runtime, mac)
@@ -181,7 +246,7 @@ def system_set(config_file: Path | None, data_dir: Path | None, mac: str, profil
             changes["state"] = state
         if not changes:
             fail("nothing to change: give --profile, --hostname, --ip, --var, --unset-var or --state")
-        changed = registration.set_fields(runtime, current.mac, **changes)
+        changed = registration.set_fields(runtime, current.mac, actor(), **changes)
         click.echo(f"{changed.mac}: {', '.join(sorted(changes))} updated (state {changed.state.value})")
 
 
@@ -191,7 +256,7 @@ def system_set(config_file: Path | None, data_dir: Path | None, mac: str, profil
 def system_remove(config_file: Path | None, data_dir: Path | None, mac: str) -> None:
     """Forget a system (its events stay in the history)."""
     with opened(config_file, data_dir) as runtime:
-        removed = registration.remove(runtime, mac)
+        removed = registration.remove(runtime, mac, actor())
         click.echo(f"removed {removed.mac}")
 
 
@@ -201,7 +266,7 @@ def system_remove(config_file: Path | None, data_dir: Path | None, mac: str) -> 
 def system_reinstall(config_file: Path | None, data_dir: Path | None, mac: str) -> None:
     """Mark a system for installation at its next netboot (with a fresh token)."""
     with opened(config_file, data_dir) as runtime:
-        changed = registration.reinstall(runtime, mac)
+        changed = registration.reinstall(runtime, mac, actor())
         click.echo(f"{changed.mac}: its next netboot installs {changed.profile}")
 
 
@@ -221,8 +286,15 @@ def profile_list(config_file: Path | None, data_dir: Path | None, as_json: bool)
     with opened(config_file, data_dir) as runtime:
         profiles, errors = runtime.profiles, runtime.profile_errors
     if as_json:
-        click.echo(json.dumps([{"name": p.name, "kind": p.kind, "description": p.description,
-                                "parent": p.parent} for p in profiles], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {"name": p.name, "kind": p.kind, "description": p.description, "parent": p.parent}
+                    for p in profiles
+                ],
+                indent=2,
+            )
+        )
     else:
         for p in profiles:
             click.echo(f"{p.name:<28}{p.kind:<12}{p.description}")
@@ -244,11 +316,17 @@ def profile_show(config_file: Path | None, data_dir: Path | None, name: str) -> 
         fail(f"no profile {name!r}; profiles: {', '.join(names)}")
     assert found is not None
     info = {
-        "name": found.name, "kind": found.kind, "description": found.description, "file": str(found.file),
-        "parent": found.parent, "lineage": list(found.lineage),
+        "name": found.name,
+        "kind": found.kind,
+        "description": found.description,
+        "file": str(found.file),
+        "parent": found.parent,
+        "lineage": list(found.lineage),
         "kernel": found.kernel and {"path": found.kernel.path, "url": found.kernel.url},
-        "initrds": [{"path": s.path, "url": s.url} for s in found.initrds], "cmdline": list(found.cmdline),
-        "data_dir": str(found.data_dir) if found.data_dir else None, "templates": dict(found.templates),
+        "initrds": [{"path": s.path, "url": s.url} for s in found.initrds],
+        "cmdline": list(found.cmdline),
+        "data_dir": str(found.data_dir) if found.data_dir else None,
+        "templates": dict(found.templates),
         "variables": dict(found.variables),
     }
     click.echo(json.dumps(info, indent=2, default=str))
@@ -260,9 +338,14 @@ def profile_show(config_file: Path | None, data_dir: Path | None, name: str) -> 
 @click.command()
 @state_options
 @click.argument("mac")
-@click.option("--kind", "-k", default="ipxe", show_default=True,
-              help="ipxe, grub or pxelinux for the boot config; or an answer-file name of the system's "
-              "profile (preseed.cfg, ks.cfg, user-data, autoinst.xml, rules...).")
+@click.option(
+    "--kind",
+    "-k",
+    default="ipxe",
+    show_default=True,
+    help="ipxe, grub or pxelinux for the boot config; or an answer-file name of the system's "
+    "profile (preseed.cfg, ks.cfg, user-data, autoinst.xml, rules...).",
+)
 def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str) -> None:
     """Print exactly what the machine with MAC would get now (nothing is recorded or changed)."""
     from netboot.render import RenderError, UnknownAnswerFile
@@ -277,7 +360,8 @@ def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str)
         except RenderError as exc:
             fail(f"render failed: {exc}", 1)
         except (UnknownAnswerFile, LookupError) as exc:
-            fail(str(exc).strip("'\""))
+            # the message itself (str() of a KeyError would quote it; stripping quotes cut real ones)
+            fail(str(exc.args[0]) if exc.args else str(exc))
 
 
 @click.command()
@@ -298,8 +382,10 @@ def check(config_file: Path | None, data_dir: Path | None, quiet: bool) -> None:
         click.echo(str(p), err=p.severity == "error")
     if not quiet:
         versions = ", ".join(f"{k} {v}" for k, v in tool_versions().items())
-        click.echo(f"checked {len(names)} profiles ({', '.join(names)}) with {versions}: "
-                   f"{len(errors)} errors, {len(problems) - len(errors)} warnings")
+        click.echo(
+            f"checked {len(names)} profiles ({', '.join(names)}) with {versions}: "
+            f"{len(errors)} errors, {len(problems) - len(errors)} warnings"
+        )
     if errors:
         sys.exit(1)
 

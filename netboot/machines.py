@@ -46,8 +46,9 @@ class BootChoice:
     reason: str
 
 
-def choose(system: System | None, profiles: ProfileSet, unknown_default: str, arch: str | None = None
-           ) -> BootChoice:
+def choose(
+    system: System | None, profiles: ProfileSet, unknown_default: str, arch: str | None = None
+) -> BootChoice:
     """Pure: the boot decision for a (possibly unknown) machine. See the module docstring."""
     if system is None or system.state is SystemState.DISCOVERED:
         if unknown_default == "menu":
@@ -56,7 +57,9 @@ def choose(system: System | None, profiles: ProfileSet, unknown_default: str, ar
             name = unknown_default.removeprefix("profile:")
             profile = profiles.get(name)
             if profile is not None:
-                return BootChoice("install", system, profile, None, f"unknown machine: default profile {name}")
+                return BootChoice(
+                    "install", system, profile, None, f"unknown machine: default profile {name}"
+                )
         return BootChoice("local", system, None, None, "unknown machine: local boot")
     profile, group = profiles.select(system, arch)
     if system.state is not SystemState.INSTALL:
@@ -69,7 +72,9 @@ def choose(system: System | None, profiles: ProfileSet, unknown_default: str, ar
 class Machines:
     """Answers for machines, over the store, the loaded profiles and the event recorder."""
 
-    def __init__(self, store: Store, recorder: EventRecorder, profiles: ProfileSet, unknown_default: str) -> None:
+    def __init__(
+        self, store: Store, recorder: EventRecorder, profiles: ProfileSet, unknown_default: str
+    ) -> None:
         self.store = store
         self.recorder = recorder
         self.profiles = profiles
@@ -77,21 +82,45 @@ class Machines:
 
     # -------------------------------------------------------------------------------------- boot configs
 
-    def boot_config(self, kind: str, mac: MacAddress, facts: ServerFacts, *, client_ip: str | None,
-                    arch: str | None = None, chosen_profile: str | None = None) -> tuple[str, BootChoice]:
+    def boot_config(
+        self,
+        kind: str,
+        mac: MacAddress,
+        facts: ServerFacts,
+        *,
+        client_ip: str | None,
+        arch: str | None = None,
+        chosen_profile: str | None = None,
+    ) -> tuple[str, BootChoice]:
         """The iPXE script / grub.cfg / pxelinux config for ``mac`` now. Raises RenderError."""
         system = self._seen(mac, client_ip)
-        if chosen_profile and (system is None or system.state is SystemState.DISCOVERED):
+        # ``&profile=`` is the answer to the menu: only honoured when unknown machines get the menu, so a
+        # client cannot register itself for an install the configured default does not offer it
+        if (
+            chosen_profile
+            and self.unknown_default == "menu"
+            and (system is None or system.state is SystemState.DISCOVERED)
+        ):
             system = self._register_from_menu(mac, chosen_profile, client_ip)
         choice = choose(system, self.profiles, self.unknown_default, arch)
         if choice.decision == "install" and (choice.system is None or choice.system.token is None):
             choice = replace(choice, system=self._install_default(mac, choice))
-        script = render_boot_script(kind, choice.decision, self.profiles, choice.profile, choice.group,
-                                    choice.system, facts)
-        self.recorder.record(Event(
-            phase="boot-script", summary=f"{kind}: {choice.reason}", mac=mac, client_ip=client_ip,
-            detail={"kind": kind, "decision": choice.decision,
-                    "profile": choice.profile.name if choice.profile else None}))
+        script = render_boot_script(
+            kind, choice.decision, self.profiles, choice.profile, choice.group, choice.system, facts
+        )
+        self.recorder.record(
+            Event(
+                phase="boot-script",
+                summary=f"{kind}: {choice.reason}",
+                mac=mac,
+                client_ip=client_ip,
+                detail={
+                    "kind": kind,
+                    "decision": choice.decision,
+                    "profile": choice.profile.name if choice.profile else None,
+                },
+            )
+        )
         log.info("%s (%s): %s -> %s", mac, client_ip, kind, choice.reason)
         return script, choice
 
@@ -99,20 +128,24 @@ class Machines:
         system = self.store.systems.get(mac)
         if system is None:
             system = self.store.systems.seen(mac, arch=None, uuid=None, now=time.time())
-            self.recorder.record(Event(phase="discovered", summary="unknown machine seen booting", mac=mac,
-                                       client_ip=client_ip))
+            self.recorder.record(
+                Event(
+                    phase="discovered", summary="unknown machine seen booting", mac=mac, client_ip=client_ip
+                )
+            )
         return system
 
     def _register_from_menu(self, mac: MacAddress, name: str, client_ip: str | None) -> System | None:
         """Someone at the console picked a profile from the menu: register the machine for it."""
         existing = self.store.systems.get(mac)
-        if self.profiles.get(name) is None or not self.profiles.get(name).installs:  # type: ignore[union-attr]
+        if name not in {p.name for p in self.profiles.menu_profiles()}:  # only what the menu offers
             return existing
         assert existing is not None
         system = replace(existing, profile=name, state=SystemState.INSTALL, token=new_token())
         self.store.systems.save(system)
-        self.recorder.record(Event(phase="admin", summary=f"chosen from the boot menu: {name}", mac=mac,
-                                   client_ip=client_ip))
+        self.recorder.record(
+            Event(phase="admin", summary=f"chosen from the boot menu: {name}", mac=mac, client_ip=client_ip)
+        )
         return system
 
     def _install_default(self, mac: MacAddress, choice: BootChoice) -> System:
@@ -134,8 +167,20 @@ class Machines:
         system = self.store.systems.get(mac)
         if what in BOOT_KINDS:
             choice = choose(system, self.profiles, self.unknown_default)
-            return render_boot_script(what, choice.decision, self.profiles, choice.profile, choice.group,
-                                      choice.system, facts)
+            if (
+                choice.decision == "install"
+                and choice.profile is not None
+                and (choice.system is None or choice.system.token is None)
+            ):
+                # an unknown machine that would get the default profile: show that install as it would be
+                # registered at boot (the token does not exist until then), without storing anything
+                base = choice.system or System(mac=mac, profile=None, state=SystemState.DISCOVERED)
+                choice = replace(
+                    choice, system=replace(base, profile=choice.profile.name, state=SystemState.INSTALL)
+                )
+            return render_boot_script(
+                what, choice.decision, self.profiles, choice.profile, choice.group, choice.system, facts
+            )
         if system is None:
             raise NotFound(f"no system {mac}")
         profile, group = self.profiles.select(system)
@@ -155,17 +200,24 @@ class Machines:
             raise Refused(f"wrong token for {mac}")
         return system
 
-    def answer(self, mac: MacAddress, file: str, token: str | None, facts: ServerFacts, *,
-               client_ip: str | None) -> RenderedFile:
+    def answer(
+        self, mac: MacAddress, file: str, token: str | None, facts: ServerFacts, *, client_ip: str | None
+    ) -> RenderedFile:
         """Render ``file`` for ``mac``. Raises Refused, NotFound, UnknownAnswerFile or RenderError."""
         system = self._authorised(mac, token)
         profile, group = self.profiles.select(system)
         if profile is None:
             raise NotFound(f"{mac}: profile {system.profile!r} does not exist")
         rendered = render_answer(self.profiles, profile, group, system, facts, file)
-        self.recorder.record(Event(
-            phase="answer-file", summary=f"answer file {file} ({profile.name})", mac=mac, client_ip=client_ip,
-            detail={"file": file, "profile": profile.name, "bytes": len(rendered.content.encode())}))
+        self.recorder.record(
+            Event(
+                phase="answer-file",
+                summary=f"answer file {file} ({profile.name})",
+                mac=mac,
+                client_ip=client_ip,
+                detail={"file": file, "profile": profile.name, "bytes": len(rendered.content.encode())},
+            )
+        )
         log.info("%s (%s): answer file %s of %s", mac, client_ip, file, profile.name)
         return rendered
 
@@ -177,7 +229,14 @@ class Machines:
             self.store.systems.save(done)
         except (Conflict, KeyError) as exc:
             raise NotFound(str(exc)) from exc
-        self.recorder.record(Event(phase="install-done", summary=f"install of {system.profile} complete",
-                                   mac=mac, client_ip=client_ip, detail={"profile": system.profile}))
+        self.recorder.record(
+            Event(
+                phase="install-done",
+                summary=f"install of {system.profile} complete",
+                mac=mac,
+                client_ip=client_ip,
+                detail={"profile": system.profile},
+            )
+        )
         log.info("%s (%s): install of %s complete; next boot is local", mac, client_ip, system.profile)
         return done

@@ -15,13 +15,17 @@ Firmware facts this relies on (QEMU 7.2, ipxe-qemu 2019, OVMF 2022.11 from Debia
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+#: Debian's ovmf package; other layouts (e.g. /usr/share/edk2/ovmf) through these two variables
+OVMF_CODE = Path(os.environ.get("NETBOOT_OVMF_CODE", "/usr/share/OVMF/OVMF_CODE_4M.fd"))
+OVMF_VARS = Path(os.environ.get("NETBOOT_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
 IPXE_E1000_ROM = Path("/usr/lib/ipxe/qemu/efi-e1000.rom")
 FIRMWARES = ("bios", "uefi", "uefi-http")
 
@@ -38,6 +42,8 @@ class VmSpec:
     serial_log: Path | None = None
     #: with ``serial_log``: also offer the serial console on this UNIX socket (``netboot lab console``)
     serial_socket: Path | None = None
+    #: a QMP monitor on this UNIX socket (screenshots, clean quit)
+    qmp_socket: Path | None = None
     #: directory for per-VM files (a writable copy of the OVMF variable store)
     state_dir: Path | None = None
 
@@ -59,37 +65,70 @@ def missing_disk_tools() -> list[str]:
     return [] if shutil.which("qemu-img") else ["qemu-utils"]
 
 
-def kvm_usable() -> bool:
-    """True when /dev/kvm can run a guest (it exists but fails on some hosts, e.g. PVM-backed ones)."""
-    if not Path("/dev/kvm").exists() or shutil.which("qemu-system-x86_64") is None:
+#: Linux kernels the KVM probe may boot (the Debian installer's, then the host's own)
+PROBE_KERNELS = (Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux"),)
+
+
+def _probe_kernel() -> Path | None:
+    boot = sorted(Path("/boot").glob("vmlinuz-*"), reverse=True) if Path("/boot").is_dir() else []
+    for candidate in (*PROBE_KERNELS, *boot):
+        if candidate.is_file() and os.access(candidate, os.R_OK):
+            return candidate
+    return None
+
+
+def kvm_usable(timeout: float = 8.0) -> bool:
+    """True when /dev/kvm can really run a guest.
+
+    Opening /dev/kvm, or starting QEMU with ``-accel kvm``, proves little: on some hosts (nested or
+    PVM-backed ones, like the machines this project is built on) QEMU starts and SeaBIOS even runs, but a
+    guest that switches to protected mode (iPXE, Linux) hangs. So the probe boots a real Linux kernel
+    (no disk, no NIC, no initrd) and waits for its first console line, which working KVM prints in well
+    under a second. Without a kernel to probe with, the answer is False: TCG always works.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or shutil.which("qemu-system-x86_64") is None:
         return False
-    try:
-        result = subprocess.run(
-            [
-                "qemu-system-x86_64",
-                "-accel",
-                "kvm",
-                "-machine",
-                "none",
-                "-display",
-                "none",
-                "-S",
-                "-monitor",
-                "none",
-                "-serial",
-                "none",
-                "-no-user-config",
-                "-nodefaults",
-                "-daemonize",
-                "-pidfile",
-                "/dev/null",
-            ],
-            capture_output=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    kernel = _probe_kernel()
+    if kernel is None:
         return False
-    return result.returncode == 0
+    with tempfile.TemporaryDirectory(prefix="netboot-kvm-probe-") as tmp:
+        log = Path(tmp) / "serial.log"
+        argv = [
+            "qemu-system-x86_64",
+            "-accel",
+            "kvm",
+            "-m",
+            "128",
+            "-display",
+            "none",
+            "-no-user-config",
+            "-nodefaults",
+            "-no-reboot",
+            "-serial",
+            f"file:{log}",
+            "-kernel",
+            str(kernel),
+            "-append",
+            "console=ttyS0 panic=-1",
+        ]
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError:
+            return False
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if log.exists() and b"Linux version" in log.read_bytes():
+                    return True
+                if proc.poll() is not None:
+                    return False
+                time.sleep(0.1)
+            return False
+        finally:
+            proc.kill()
+            proc.wait(5)
 
 
 def create_disk(path: Path, size_gb: int = 8) -> None:
@@ -140,6 +179,8 @@ def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
         f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
     ]
     cmd += _serial(spec)
+    if spec.qmp_socket is not None:
+        cmd += ["-qmp", f"unix:{spec.qmp_socket},server=on,wait=off"]
     if spec.firmware == "bios":
         cmd += ["-device", f"e1000,netdev=net0,mac={spec.mac},bootindex=1"]
     else:

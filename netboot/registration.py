@@ -18,13 +18,10 @@ Every refusal is a :class:`FieldError` naming the input at fault (``mac``, ``pro
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from netboot.events import Event
@@ -72,49 +69,10 @@ UNSET: Final = _Unset()
 
 # ------------------------------------------------------------------------------------------ profiles
 
-_cache_lock = threading.Lock()
-_cache: dict[str, tuple[tuple[tuple[str, int, int], ...], ProfileSet, list[str]]] = {}
-
-
-def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
-    out: list[tuple[str, int, int]] = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            out.append((path, st.st_mtime_ns, st.st_size))
-    out.sort()
-    return tuple(out)
-
-
 def load_profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
-    """The loaded profiles and the load errors (one ``file:line: reason`` string each).
-
-    Uses ``runtime.profiles`` when the runtime carries a :class:`ProfileSet`; otherwise loads
-    ``config.profiles_dir`` and reloads it whenever a file under it changes.
-    """
-    from netboot.profiles import ProfileSet, load_profiles_collect
-
-    given = getattr(runtime, "profiles", None)
-    if isinstance(given, ProfileSet):
-        return given, []
-    root = runtime.config.profiles_dir
-    if root is None:
-        return ProfileSet(Path("."), {}, []), ["profiles-dir is not configured: no profiles loaded"]
-    key = str(Path(root).resolve())
-    sig = _signature(Path(root))
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] == sig:
-            return hit[1], hit[2]
-    profile_set, errors = load_profiles_collect(Path(root))
-    messages = [str(e) for e in errors]
-    with _cache_lock:
-        _cache[key] = (sig, profile_set, messages)
-    return profile_set, messages
+    """The loaded profiles and the problems of the last load (``file:line: reason`` each)."""
+    profiles = runtime.profiles
+    return profiles, list(runtime.profile_errors)
 
 
 def profiles_of(runtime: Runtime) -> ProfileSet:

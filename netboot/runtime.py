@@ -80,10 +80,15 @@ class Runtime:
             self.profile_errors = [str(e) for e in errors]
             if self._profiles is None or not errors:
                 self._profiles = loaded
-                log.info("profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none")
+                log.info(
+                    "profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none"
+                )
             for message in self.profile_errors:
-                log.error("profile problem (%s): %s", "keeping the previous profiles" if self._profiles is not
-                          loaded else "profile skipped", message)
+                log.error(
+                    "profile problem (%s): %s",
+                    "keeping the previous profiles" if self._profiles is not loaded else "profile skipped",
+                    message,
+                )
             return self._profiles
 
     @property
@@ -94,8 +99,11 @@ class Runtime:
         """Server facts for rendering; ``host`` (the address a client reached us at) when none is set."""
         ip = str(self.server_ip) if self.server_ip is not None else (host or "127.0.0.1")
         cfg = self.config
-        return ServerFacts(server_ip=ip, http_port=cfg.ports.http,
-                           domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain)
+        return ServerFacts(
+            server_ip=ip,
+            http_port=cfg.ports.http,
+            domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
+        )
 
     def tftp_dynamic(self, name: str, client: tuple[str, int]) -> bytes | None:
         """Per-MAC files rendered on request for TFTP (pxelinux/GRUB configs); None = not ours."""

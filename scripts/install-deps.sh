@@ -13,6 +13,8 @@ test_pkgs=(
   tftp-hpa atftp curl tftpd-hpa nginx-light             # real TFTP/HTTP peers and benchmark references
   tcpdump procps psmisc
   debconf-utils cloud-init                              # answer-file validators
+  vagrant vagrant-libvirt                               # `vagrant validate` of the Vagrantfile (tests/lab)
+  chromium                                              # browser tests of the web UI (tests/web)
 )
 case "$what" in
   run) pkgs=("${run_pkgs[@]}") ;;

@@ -9,6 +9,10 @@ turn, median time kept), then ``clients`` simultaneous downloads (aggregate thro
 ``reps``). The first download of every cell is written to disk and compared with the source; the rest
 go to /dev/null. windowsize 1 sends no windowsize option (plain lock-step); tftpd-hpa does not know the
 option and always runs lock-step. Prints a Markdown table with ratios to tftpd-hpa and to atftpd.
+
+Wall-clock throughput on a shared machine moves with the neighbours' load, so each server also runs in
+its own cgroup (``nbt-bench-*``, cpuacct) and a second table gives the server's CPU time per MB moved,
+which does not (children and threads included: tftpd-hpa forks per transfer, atftpd uses threads).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +45,27 @@ class Server:
     port: int
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    cgroup: Path | None = None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU used so far by the server and everything it forked (cgroup v1 cpuacct or v2 cpu.stat)."""
+        if self.cgroup is None:
+            return None
+        usage = self.cgroup / "cpuacct.usage"
+        if usage.exists():
+            return int(usage.read_text()) / 1e9
+        for line in (self.cgroup / "cpu.stat").read_text().splitlines():
+            if line.startswith("usage_usec"):
+                return int(line.split()[1]) / 1e6
+        return None
+
+
+def cgroup_root() -> Path | None:
+    for candidate in (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if (candidate / "cpuacct.usage").exists() or (candidate / "cgroup.procs").exists():
+            if os.access(candidate, os.W_OK):
+                return candidate
+    return None
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--base-port", type=int, default=16900)
     p.add_argument("--budget", type=float, default=3600, help="seconds; later cells are skipped")
     p.add_argument("--run-timeout", type=float, default=300, help="seconds per client run")
+    p.add_argument("--pin", choices=["none", "same", "split"], default="none",
+                   help="CPU placement: scheduler's choice; servers and clients on CPU 0; servers on 0, "
+                        "clients on 1")
     return p.parse_args()
 
 
@@ -105,13 +134,18 @@ def _user_exists(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def running(servers: list[Server], logs: Path, probe: str) -> Iterator[None]:
-    """Start every server in its own process group; stop exactly those groups afterwards."""
+def running(servers: list[Server], logs: Path, probe: str, cpus: str | None) -> Iterator[None]:
+    """Start every server in its own process group and cgroup; stop exactly those afterwards."""
+    root = cgroup_root()
     try:
         for server in servers:
+            if root is not None:
+                server.cgroup = root / f"nbt-bench-{server.name}"
+                server.cgroup.mkdir(exist_ok=True)
+            argv = ["taskset", "-c", cpus, *server.argv] if cpus else server.argv
             log = open(logs / f"{server.name}.out", "wb")  # noqa: SIM115 (lives as long as the process)
-            server.proc = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
+            server.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=_join(server.cgroup))
             if not _answers(server.port, probe):
                 raise SystemExit(f"{server.name} does not answer on port {server.port}; see {logs}")
         yield
@@ -119,6 +153,28 @@ def running(servers: list[Server], logs: Path, probe: str) -> Iterator[None]:
         for server in servers:
             if server.proc is not None:
                 _stop(server.proc)
+        for server in servers:
+            if server.cgroup is not None:
+                _remove_cgroup(server.cgroup)
+
+
+def _join(cgroup: Path | None) -> Callable[[], None] | None:
+    """Runs in the child before exec, so everything the server forks is counted from the start."""
+    if cgroup is None:
+        return None
+    procs = cgroup / "cgroup.procs"
+    return lambda: procs.write_text(str(os.getpid()))
+
+
+def _remove_cgroup(cgroup: Path) -> None:
+    """rmdir once the last process in it (a tftpd-hpa child finishing a transfer) is gone; bounded."""
+    for _ in range(50):
+        try:
+            cgroup.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+    print(f"warning: could not remove {cgroup}", file=sys.stderr)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -151,18 +207,23 @@ def _answers(port: int, name: str, wait: float = 10.0) -> bool:
 # ----------------------------------------------------------------------------------------- client
 
 
-def client_argv(atftp: str, port: int, name: str, out: str, cell: Cell) -> list[str]:
-    argv = [atftp, "-g", "-r", name, "-l", out, "--option", f"blksize {cell.blksize}"]
+def client_argv(args: argparse.Namespace, port: int, name: str, out: str, cell: Cell) -> list[str]:
+    argv = [args.atftp, "-g", "-r", name, "-l", out, "--option", f"blksize {cell.blksize}"]
     if cell.windowsize > 1:
         argv += ["--option", f"windowsize {cell.windowsize}"]
-    return [*argv, "127.0.0.1", str(port)]
+    cpus = {"none": None, "same": "0", "split": "1"}[args.pin]
+    return [*(["taskset", "-c", cpus] if cpus else []), *argv, "127.0.0.1", str(port)]
 
 
-def timed_run(args: argparse.Namespace, server: Server, cell: Cell, source: Path, scratch: Path | None) -> float:
-    """Seconds for ``cell.clients`` simultaneous downloads; outputs checked when ``scratch`` is given."""
+def timed_run(args: argparse.Namespace, server: Server, cell: Cell, source: Path,
+              scratch: Path | None) -> tuple[float, float | None]:
+    """Seconds for ``cell.clients`` simultaneous downloads, and the server's CPU seconds meanwhile.
+
+    Outputs are compared with the source when ``scratch`` is given."""
     outs = [str(scratch / f"out{i}") if scratch else "/dev/null" for i in range(cell.clients)]
+    cpu0 = server.cpu_seconds()
     start = time.perf_counter()
-    procs = [subprocess.Popen(client_argv(args.atftp, server.port, source.name, out, cell),
+    procs = [subprocess.Popen(client_argv(args, server.port, source.name, out, cell),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for out in outs]
     failures = []
     for proc in procs:
@@ -174,6 +235,9 @@ def timed_run(args: argparse.Namespace, server: Server, cell: Cell, source: Path
         if proc.returncode != 0:
             failures.append(err.decode(errors="replace").strip()[-200:])
     elapsed = time.perf_counter() - start
+    time.sleep(0.05)  # let the server finish its books on the last transfer
+    cpu1 = server.cpu_seconds()
+    cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     if failures:
         raise RuntimeError(f"{server.name} {cell}: {len(failures)} client(s) failed: {failures[0]}")
     if scratch:
@@ -182,7 +246,7 @@ def timed_run(args: argparse.Namespace, server: Server, cell: Cell, source: Path
             if _digest(Path(out)) != want:
                 raise RuntimeError(f"{server.name} {cell}: {out} differs from {source}")
             os.unlink(out)
-    return elapsed
+    return elapsed, cpu
 
 
 def _digest(path: Path) -> str:
@@ -196,50 +260,63 @@ def _digest(path: Path) -> str:
 # --------------------------------------------------------------------------------------------- run
 
 
+Results = dict[tuple[Cell, str], float | None]
+
+
 def measure(args: argparse.Namespace, servers: list[Server], cells: list[Cell], root: Path,
-            scratch: Path) -> dict[tuple[Cell, str], float | None]:
-    """MB/s (10^6 bytes per second, all clients together) per cell and server; None when skipped."""
-    results: dict[tuple[Cell, str], float | None] = {}
+            scratch: Path) -> tuple[Results, Results]:
+    """Per cell and server: MB/s (10^6 bytes per second, all clients together) and server CPU
+    milliseconds per MB, each the median over ``reps``; None when skipped."""
+    speed: Results = {}
+    cost: Results = {}
     deadline = time.monotonic() + args.budget
     for cell in cells:
         source = root / f"f{cell.size_mib}.bin"
-        times: dict[str, list[float]] = {s.name: [] for s in servers}
+        runs: dict[str, list[tuple[float, float | None]]] = {s.name: [] for s in servers}
         for rep in range(args.reps):
             for server in servers:  # in turn, so slow drifts of the machine hit all servers alike
                 if time.monotonic() > deadline:
                     break
-                times[server.name].append(timed_run(args, server, cell, source, scratch if rep == 0 else None))
+                runs[server.name].append(timed_run(args, server, cell, source, scratch if rep == 0 else None))
+        total = cell.clients * cell.size_mib * MiB / 1e6
         for server in servers:
-            got = times[server.name]
-            total = cell.clients * cell.size_mib * MiB
-            results[(cell, server.name)] = total / statistics.median(got) / 1e6 if got else None
-        print(_row(cell, servers, results), flush=True)
-    return results
+            got = runs[server.name]
+            speed[(cell, server.name)] = total / statistics.median(t for t, _ in got) if got else None
+            cpus = [c for _, c in got if c is not None]
+            cost[(cell, server.name)] = statistics.median(cpus) * 1000 / total if cpus else None
+        print(_row(cell, servers, speed), flush=True)
+    return speed, cost
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None else f"{a / b:.2f}"
 
 
-def header(servers: list[Server]) -> str:
+def header(servers: list[Server], unit: str = "MB/s") -> str:
     names = [s.name for s in servers]
-    cols = ["size MiB", "blksize", "window", "clients", *[f"{n} MB/s" for n in names]]
+    cols = ["size MiB", "blksize", "window", "clients", *[f"{n} {unit}" for n in names]]
     if "netboot" in names:
         cols += [f"netboot/{n}" for n in names if n != "netboot"]
     return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
 
 
-def _row(cell: Cell, servers: list[Server], results: dict[tuple[Cell, str], float | None]) -> str:
+def _row(cell: Cell, servers: list[Server], results: Results, *, digits: int = 1,
+         inverse: bool = False) -> str:
+    """One table row; ratios are netboot/other (or other/netboot for costs, so > 1 is netboot better)."""
     names = [s.name for s in servers]
     vals = [results.get((cell, n)) for n in names]
-    cols = [str(cell.size_mib), str(cell.blksize), str(cell.windowsize), str(cell.clients), *map(_fmt, vals)]
+    cols = [str(cell.size_mib), str(cell.blksize), str(cell.windowsize), str(cell.clients),
+            *(_fmt(v, digits) for v in vals)]
     if "netboot" in names:
         mine = results.get((cell, "netboot"))
-        cols += [_ratio(mine, results.get((cell, n))) for n in names if n != "netboot"]
+        for n in names:
+            if n != "netboot":
+                other = results.get((cell, n))
+                cols.append(_ratio(other, mine) if inverse else _ratio(mine, other))
     return "| " + " | ".join(cols) + " |"
 
 
@@ -263,14 +340,27 @@ def main() -> None:
     cells += [Cell(s, b, w, args.clients) for s in ints(args.concurrent_sizes) for b in ints(args.blksizes)
               for w in ints(args.windows)]
     servers = make_servers(args, root, logs)
-    print(f"# TFTP benchmark: {os.cpu_count()} CPUs, {os.uname().release}, client {args.atftp}, "
-          f"median of {args.reps}, MB = 10^6 bytes", flush=True)
+    print(f"# TFTP benchmark: {os.cpu_count()} CPUs, Linux {os.uname().release}, client {args.atftp}, "
+          f"median of {args.reps}, MB = 10^6 bytes, CPU placement: {args.pin}", flush=True)
+    print(f"# command: {os.environ.get('BENCH_CMD') or shlex.join(sys.argv)}", flush=True)
+    print(f"# load average at start: {_load()}", flush=True)
+    print("\n## Throughput (MB/s; ratio > 1: netboot faster)\n", flush=True)
     print(header(servers), flush=True)
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         scratch = Path(tmp)
         os.chmod(scratch, 0o777)
-        with running(servers, logs, "probe"):
-            measure(args, servers, cells, root, scratch)
+        with running(servers, logs, "probe", {"none": None, "same": "0", "split": "0"}[args.pin]):
+            _, cost = measure(args, servers, cells, root, scratch)
+    print(f"\n# load average at end: {_load()}", flush=True)
+    if any(v is not None for v in cost.values()):
+        print("\n## Server CPU (ms per MB sent; ratio > 1: netboot cheaper)\n")
+        print(header(servers, "ms/MB"))
+        for cell in cells:
+            print(_row(cell, servers, cost, digits=2, inverse=True))
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

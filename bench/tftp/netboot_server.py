@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from netboot.events import Event, EventRecorder  # noqa: E402
-from netboot.servers.tftp import RootResolver, TftpServer  # noqa: E402
+from netboot.events import Event, EventRecorder
+from netboot.servers.tftp import RootResolver, TftpServer
 
 
 class NullSink:

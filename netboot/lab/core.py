@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +31,17 @@ from netboot import qemu
 from netboot.lab import procs
 from netboot.lab.netns import Namespace, NetnsError
 from netboot.lab.netns import exists as netns_exists
-from netboot.lab.progress import LABELS, UNTIL, Display, Files, Tracker, clock, expected_files, parse_ss
+from netboot.lab.progress import (
+    LABELS,
+    UNTIL,
+    Display,
+    Files,
+    Tracker,
+    clock,
+    expected_files,
+    installer_acks,
+    parse_ss,
+)
 from netboot.lab.state import STATE_FILE, LabState, VmRecord
 
 NET = "10.99.0"
@@ -175,12 +187,19 @@ def resolve_profile(profiles_dir: Path, name: str) -> Files:
     return expected_files(profile.kernel.path, [i.path for i in profile.initrds if i.path], sizes)
 
 
-def choose_accel(accel: str) -> str:
+def choose_accel(accel: str, say: Say) -> str:
     if accel == "tcg":
         return "tcg"
+    if not Path("/dev/kvm").exists():
+        if accel == "kvm":
+            raise LabError("--accel kvm: there is no /dev/kvm on this machine; use --accel tcg or auto", 2)
+        return "tcg"
+    say("checking whether /dev/kvm can run a guest (boots a probe kernel for a few seconds)...")
     usable = qemu.kvm_usable()
     if accel == "kvm" and not usable:
         raise LabError("--accel kvm: /dev/kvm cannot run a guest on this machine; use --accel tcg or auto", 2)
+    if not usable:
+        say("KVM is not usable here (the probe guest did not start): using TCG, which is slower")
     return "kvm" if usable else "tcg"
 
 
@@ -231,11 +250,14 @@ def up(opts: UpOptions, *, data_dir: Path, profiles_dir: Path, say: Say) -> tupl
     if opts.mirror_dir is not None and not (opts.mirror_dir / "dists").is_dir():
         raise LabError(f"--mirror-dir {opts.mirror_dir}: not a Debian mirror (no dists/ in it)", 2)
     files = resolve_profile(profiles_dir, opts.profile)
-    accel = choose_accel(opts.accel)
+    accel = choose_accel(opts.accel, say)
 
     root = lab_root(data_dir, opts.name)
     _refuse_or_clean(root, opts.name, opts.proxy, say)
     state = LabState(
+        kernel_names=sorted(files.kernel),
+        initrd_names=sorted(files.initrds),
+        download_bytes=files.total_bytes,
         name=opts.name,
         root=str(root),
         firmware=opts.firmware,
@@ -247,6 +269,7 @@ def up(opts: UpOptions, *, data_dir: Path, profiles_dir: Path, say: Say) -> tupl
         http_port=opts.http_port,
     )
     root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
     state.save()
     with _rollback_on_error(state, say):
         _build(state, opts, say)
@@ -340,6 +363,7 @@ def _build(state: LabState, opts: UpOptions, say: Say) -> None:
                 serial_log=str(vm_dir / "serial.log"),
                 serial_socket=str(vm_dir / "serial.sock"),
                 qemu_log=str(vm_dir / "qemu.log"),
+                qmp_socket=str(vm_dir / "qmp.sock"),
                 disk=str(vm_dir / "disk.qcow2"),
             )
         )
@@ -355,10 +379,9 @@ def _build(state: LabState, opts: UpOptions, say: Say) -> None:
         state.mirror_url = f"http://{SERVER_IP}:{MIRROR_PORT}/"
         variables.setdefault("mirror", f"{SERVER_IP}:{MIRROR_PORT}")
         variables.setdefault("mirror_directory", "/")
-    _register(state, variables)
-
     config = root / "netboot.yaml"
     config.write_text(_netboot_config(state, opts))
+    _register(state, lab, config, variables)
     lab.verify()
     argv = [
         *lab.prefix(),
@@ -424,6 +447,7 @@ def _build(state: LabState, opts: UpOptions, say: Say) -> None:
             disk=Path(vm.disk) if vm.disk else None,
             serial_log=Path(vm.serial_log),
             serial_socket=Path(vm.serial_socket),
+            qmp_socket=Path(vm.qmp_socket) if vm.qmp_socket else None,
             state_dir=vm_dir,
         )
         lab.verify()
@@ -455,28 +479,38 @@ def _netboot_config(state: LabState, opts: UpOptions) -> str:
     )
 
 
-def _register(state: LabState, variables: Mapping[str, str]) -> None:
-    """Register each VM's MAC to the profile, in install state, in the lab's own netboot database."""
-    from netboot.inventory import System, SystemState
-    from netboot.mac import MacAddress
-    from netboot.store import open_store
-    from netboot.store.systems import new_token
+def _register(state: LabState, lab: Namespace, config: Path, variables: Mapping[str, str]) -> None:
+    """Register each VM's MAC to the profile (``netboot system add``) and a UI user, in the lab's database.
 
-    store = open_store(f"sqlite:///{state.db_path}")
+    Run inside the lab namespace, where the configured interface (br0) exists.
+    """
+    common = ["--config", str(config), "--data-dir", str(state.netboot_data)]
+    state.ui_user, state.ui_password = "admin", secrets.token_urlsafe(12)
+    state.save()
+    lab.verify()
+    _run_netboot(
+        lab,
+        ["user", "add", state.ui_user, "--role", "admin", "--password-stdin", *common],
+        stdin=state.ui_password + "\n",
+    )
+    for vm in state.vms:
+        extra = [arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")]
+        _run_netboot(
+            lab,
+            ["system", "add", vm.mac, "--profile", state.profile, "--hostname", vm.hostname, *extra, *common],
+        )
+
+
+def _run_netboot(lab: Namespace, args: list[str], stdin: str | None = None) -> None:
+    argv = [*lab.prefix(), *netboot_argv(), *args]
     try:
-        for vm in state.vms:
-            store.systems.add(
-                System(
-                    mac=MacAddress.parse(vm.mac),
-                    profile=state.profile,
-                    state=SystemState.INSTALL,
-                    hostname=vm.hostname,
-                    variables=dict(variables),
-                    token=new_token(),
-                )
-            )
-    finally:
-        store.close()
+        result = subprocess.run(
+            argv, input=stdin or "", capture_output=True, text=True, timeout=60, env=child_env()
+        )
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`netboot {' '.join(args[:2])}` did not finish within 60 s") from None
+    if result.returncode != 0:
+        raise LabError(f"`netboot {' '.join(args[:3])}` failed: {(result.stderr or result.stdout).strip()}")
 
 
 def _start(
@@ -528,7 +562,7 @@ def _start_forwarder(state: LabState, opts: UpOptions, say: Say) -> None:
             state.procs.remove(proc)
             state.save()
         return
-    state.ui_url = f"http://127.0.0.1:{opts.ui_port}/"
+    state.ui_url = f"http://127.0.0.1:{opts.ui_port}/ui/"
     state.save()
 
 
@@ -578,13 +612,18 @@ def watch(
                 parts = line.split()
                 if len(parts) >= 3:
                     tracker.learn_ip(parts[2], parts[1])
+            log = state.dir / "dnsmasq.log"
+            for mac, ip in installer_acks(log.read_text(errors="replace")) if log.exists() else []:
+                step = tracker.mark(mac, "installer", time.time(), f"dnsmasq: DHCPACK {ip} to the installer")
+                if step is not None:
+                    display.step(*step)
         if tracker.downloading():
             try:
                 out = lab.exec("ss", "-tinH", "state", "established", timeout=5, check=False).stdout
-                tracker.update_downloads(parse_ss(out, state.http_port))
+                tracker.update_downloads(parse_ss(out, state.http_port), time.time())
             except NetnsError:
                 pass
-            display.downloads()
+            display.downloads(time.time())
         display.redraw(time.time())
         if tracker.all_reached(target):
             return WatchResult(True, "", tracker)
@@ -620,12 +659,12 @@ def report(state: LabState, result: WatchResult, until: str, started: float, say
             "mirror step. That is as far as this lab goes without a mirror."
         )
     say(f"\nThe lab keeps running ({state.accel.upper()}{' - slow' if state.accel == 'tcg' else ''}):")
+    inside = f"http://{SERVER_IP}:{state.http_port}/ui/"
+    login = f"user {state.ui_user}, password {state.ui_password}" if state.ui_user else ""
     if state.ui_url:
-        say(
-            f"  UI        {state.ui_url}  (relayed into the lab; inside it: http://{SERVER_IP}:{state.http_port}/)"
-        )
+        say(f"  UI        {state.ui_url}  ({login}; relayed to {inside} inside the lab)")
     else:
-        say(f"  UI        ip netns exec {state.name} curl http://{SERVER_IP}:{state.http_port}/")
+        say(f"  UI        {inside} inside the lab ({login}): e.g. ip netns exec {state.name} curl {inside}")
     flag = "" if state.name == "netboot-lab" else f" --name {state.name}"
     for rec in state.vms:
         say(f"  console   netboot lab console{flag} {rec.name}   (log: {rec.serial_log})")
@@ -714,7 +753,7 @@ def status(data_dir: Path, name: str) -> dict[str, Any] | None:
     state = load_state(lab_root(data_dir, name))
     if state is None:
         return None
-    tracker = Tracker(state.db_path, [(v.name, v.mac, v.hostname) for v in state.vms], Files())
+    tracker = Tracker(state.db_path, [(v.name, v.mac, v.hostname) for v in state.vms], files_of(state))
     tracker.poll()
     by_name = {v.name: v for v in tracker.vms.values()}
     namespaces = {n: netns_exists(n) for n in state.namespaces}
@@ -751,6 +790,8 @@ def status(data_dir: Path, name: str) -> dict[str, Any] | None:
         "dhcp": state.dhcp,
         "accel": state.accel,
         "server": f"http://{SERVER_IP}:{state.http_port}/",
+        "ui_user": state.ui_user,
+        "ui_password": state.ui_password,
         "ui": state.ui_url,
         "mirror": state.mirror_url,
         "namespaces": namespaces,
@@ -758,6 +799,10 @@ def status(data_dir: Path, name: str) -> dict[str, Any] | None:
         "processes": out_procs,
         "vms": vms,
     }
+
+
+def files_of(state: LabState) -> Files:
+    return Files(frozenset(state.kernel_names), frozenset(state.initrd_names), state.download_bytes)
 
 
 def find_vm(data_dir: Path, name: str, vm: str) -> tuple[LabState, VmRecord]:

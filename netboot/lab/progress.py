@@ -1,9 +1,11 @@
 """Per-VM progress from netboot's own records: the ``events`` table, plus TCP counters for downloads.
 
-Stages, in boot order: DHCP, loader (TFTP or HTTP), boot script, kernel, initrd, answer file, install
-done. A later stage implies the earlier ones (BIOS VMs in QEMU never fetch a loader: their NIC ROM is
-already iPXE). Download progress comes from ``ss`` inside the lab namespace: the bytes the guest has
-acknowledged on its HTTP connections to netboot, against the size of the profile's kernel and initrds.
+Stages, in boot order: DHCP, loader (TFTP or HTTP), boot script, kernel, initrd, installer (the booted
+installer's own DHCP request, when netboot is the DHCP server), answer file, install done. A later stage
+implies the earlier ones (BIOS VMs in QEMU never fetch a loader: their NIC ROM is already iPXE; in proxy
+mode the installer's DHCP goes to dnsmasq only). Download progress comes from ``ss`` inside the lab
+namespace: the bytes the guest has acknowledged on its HTTP connections to netboot, against the size of the
+profile's kernel and initrds.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-STAGES = ("dhcp", "loader", "script", "kernel", "initrd", "answer", "done")
+STAGES = ("dhcp", "loader", "script", "kernel", "initrd", "installer", "answer", "done")
 LABELS = {
     "dhcp": "DHCP",
     "loader": "loader",
     "script": "boot script",
     "kernel": "kernel",
     "initrd": "initrd",
+    "installer": "installer",
     "answer": "answer file",
     "done": "install done",
 }
@@ -102,6 +104,12 @@ class VmProgress:
     note: str | None = None
     #: bytes acknowledged per TCP connection (peer port) since the boot script
     acked: dict[int, int] = field(default_factory=dict)
+    #: when the acknowledged byte count last grew
+    last_growth: float = 0.0
+
+    def loaded(self, now: float) -> bool:
+        """Kernel and initrd requested, and nothing more arrived for two seconds: the downloads are over."""
+        return self.has("initrd") and self.downloaded > 0 and now - self.last_growth > 2.0
 
     @property
     def stage(self) -> str | None:
@@ -168,13 +176,18 @@ class Tracker:
             vm = self.vms.get(row.mac or "") or self._by_ip.get(row.client_ip or "")
             if vm is None:
                 continue
-            ip = row.detail.get("ip") if row.phase == "dhcp" else row.client_ip
+            # the VM's address: from its DHCP lease; else from its first request that names its MAC
+            ip = row.detail.get("ip") if row.phase == "dhcp" else None
+            if ip is None and vm.ip is None and row.phase == "boot-script":
+                ip = row.client_ip
             if isinstance(ip, str) and ip and ip != "0.0.0.0" and row.mac:
                 vm.ip = ip
                 self._by_ip[ip] = vm
             if row.phase == "boot-script" and row.detail.get("decision") not in (None, "install"):
                 vm.note = f"netboot answered {row.detail.get('decision')!s}: {row.summary}"
             stage = stage_of(row, self.files)
+            if stage == "dhcp" and vm.has("script"):
+                stage = "installer"  # DHCP again after the boot script: the installer is up
             if stage is not None and stage not in vm.reached:
                 vm.reached[stage] = row.time
                 steps.append((vm, stage, row))
@@ -188,18 +201,46 @@ class Tracker:
                 vm.ip = ip
             self._by_ip[ip] = vm
 
+    def mark(self, mac: str, stage: str, when: float, summary: str) -> tuple[VmProgress, str, Row] | None:
+        """Record a stage seen outside netboot's events (dnsmasq's log in proxy mode); the step if new."""
+        vm = self.vms.get(_mac_hex(mac))
+        if vm is None or stage in vm.reached:
+            return None
+        vm.reached[stage] = when
+        return vm, stage, Row(0, when, vm.mac, vm.ip, "dhcp", summary, {})
+
     def downloading(self) -> list[VmProgress]:
         """VMs between their boot script and their answer file: the ones whose downloads to watch."""
         return [vm for vm in self.vms.values() if vm.has("script") and not vm.has("answer") and vm.ip]
 
-    def update_downloads(self, counters: Mapping[str, Mapping[int, int]]) -> None:
+    def update_downloads(self, counters: Mapping[str, Mapping[int, int]], now: float) -> None:
         """``counters``: peer IP -> {peer port: bytes acked} for connections to netboot's HTTP port."""
         for vm in self.downloading():
+            before = vm.downloaded
             for port, acked in counters.get(vm.ip or "", {}).items():
                 vm.acked[port] = max(acked, vm.acked.get(port, 0))
+            if vm.downloaded > before:
+                vm.last_growth = now
 
     def all_reached(self, stage: str) -> bool:
         return all(vm.has(stage) for vm in self.vms.values())
+
+
+_DNSMASQ = re.compile(r"dnsmasq-dhcp\[\d+\]: (\d+) (?:vendor class: (\S+)|DHCPACK\(\S+\) (\S+) (\S+))")
+
+
+def installer_acks(log_text: str) -> list[tuple[str, str]]:
+    """(MAC, IP) of each DHCPACK dnsmasq sent to a Debian installer (vendor class ``d-i``; ``--log-dhcp``)."""
+    installer_xids: set[str] = set()
+    out = []
+    for m in _DNSMASQ.finditer(log_text):
+        xid, vendor, ip, mac = m.groups()
+        if vendor is not None:
+            if vendor == "d-i":
+                installer_xids.add(xid)
+        elif xid in installer_xids:
+            out.append((mac, ip))
+    return out
 
 
 _SOCKET = re.compile(r"^\S*\s*\d+\s+\d+\s+(\S+):(\d+)\s+(\S+):(\d+)")
@@ -244,15 +285,17 @@ def clock(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def download_text(vm: VmProgress, files: Files) -> str | None:
-    """``kernel+initrd [####----] 42% 20.6/49.0 MB``, or None when nothing is being downloaded."""
+def download_text(vm: VmProgress, files: Files, now: float) -> str | None:
+    """``downloading [####----] 42% 20.6/49.0 MB`` while kernel and initrd come, then what follows."""
     if not vm.has("script") or vm.has("answer"):
         return None
+    if vm.has("installer"):
+        return "the installer is up (its own DHCP lease); next it fetches its answer file"
     got = vm.downloaded
     total = files.total_bytes
+    if vm.loaded(now) or (total and got >= total):
+        return "kernel and initrd loaded; the installer is booting (a minute or two under TCG)"
     if total:
-        if got >= total:
-            return "kernel and initrd loaded; the installer is starting"
         return f"downloading {bar(got / total)} {100 * got // total:3d}% {mb(got)}/{mb(total)} MB"
     return f"downloading {mb(got)} MB" if got else None
 
@@ -285,21 +328,27 @@ class Display:
         extra = f" ({vm.ip})" if stage == "dhcp" and vm.ip else ""
         self.write(f"[{at:6.1f}s] {vm.name} {vm.hostname}: {LABELS[stage]:<12} {row.summary}{extra}")
 
-    def downloads(self) -> None:
-        """Plain mode: one line at every quarter of a download."""
+    def downloads(self, now: float) -> None:
+        """Plain mode: a line at each quarter of the downloads, and one when they are over."""
         if self.tty:
             return
         total = self.tracker.files.total_bytes
         for vm in self.tracker.downloading():
-            if not total:
+            at = now - self.started
+            done = vm.loaded(now) or bool(total and vm.downloaded >= total)
+            quarter = 4 if done else min(3, 4 * vm.downloaded // total) if total else 0
+            if quarter <= self._quarter.get(vm.name, 0):
                 continue
-            quarter = min(4, 4 * vm.downloaded // total)
-            if quarter > self._quarter.get(vm.name, 0):
-                self._quarter[vm.name] = quarter
-                at = time.time() - self.started
+            self._quarter[vm.name] = quarter
+            if done:
+                self.write(
+                    f"[{at:6.1f}s] {vm.name} {vm.hostname}: {'download':<12} kernel and initrd loaded "
+                    f"({mb(max(vm.downloaded, total or 0))} MB); the installer is booting"
+                )
+            elif total:
                 self.write(
                     f"[{at:6.1f}s] {vm.name} {vm.hostname}: {'download':<12} "
-                    f"{bar(vm.downloaded / total)} {mb(min(vm.downloaded, total))}/{mb(total)} MB"
+                    f"{bar(vm.downloaded / total)} {mb(vm.downloaded)}/{mb(total)} MB"
                 )
 
     def lines(self, now: float) -> list[str]:
@@ -308,7 +357,7 @@ class Display:
             took = clock(now - self.started)
             head = f"  {vm.name:<5} {vm.hostname:<14} {_colon(vm.mac)}  {vm.ip or '-':<15} {took}"
             marks = "  ".join(f"{self.ok if vm.has(s) else self.todo} {LABELS[s]}" for s in STAGES)
-            detail = download_text(vm, self.tracker.files) or vm.note or ""
+            detail = download_text(vm, self.tracker.files, now) or vm.note or ""
             out += [head, f"        {marks}", f"        {detail}"]
         return out
 

@@ -32,6 +32,7 @@ class VmRecord:
     serial_socket: str
     qemu_log: str
     disk: str | None = None
+    qmp_socket: str | None = None
 
 
 @dataclass
@@ -49,7 +50,14 @@ class LabState:
     server_ip: str = ""
     http_port: int = 8080
     ui_url: str | None = None
+    #: the lab's own UI account (a throwaway lab: the password is kept here, readable by root only)
+    ui_user: str | None = None
+    ui_password: str | None = None
     mirror_url: str | None = None
+    #: what the profile's boot script downloads: base names, and total bytes when known
+    kernel_names: list[str] = field(default_factory=list)
+    initrd_names: list[str] = field(default_factory=list)
+    download_bytes: int | None = None
     #: namespaces this lab created (the lab's own first)
     namespaces: list[str] = field(default_factory=list)
     #: interfaces created inside the lab namespace (bridge, taps, veth)

@@ -342,23 +342,25 @@ class ReadTransfer:
 
     __slots__ = (
         "_base",
+        "_base_rto",
         "_blksize",
         "_client",
-        "_deadline",
         "_dup_ok",
         "_last",
-        "_limits",
         "_next",
         "_oack",
         "_phase",
         "_resent",
+        "_retries",
         "_retries_left",
         "_rto",
         "_rto_cap",
         "_source",
         "_windowsize",
         "acked_blocks",
+        "deadline",
         "error",
+        "finished",
         "ignored",
         "negotiation",
         "outcome",
@@ -377,33 +379,25 @@ class ReadTransfer:
         self.retransmits = 0
         self.ignored = 0
         self.acked_blocks = 0
+        #: when :meth:`on_timeout` must be called; None once finished (plain attributes: read per packet)
+        self.deadline: float | None = None
+        self.finished = False
         self._source = source
         self._client = client
-        self._limits = limits
         self._blksize = self.negotiation.blksize
         self._windowsize = self.negotiation.windowsize
         self._last = self.size // self._blksize + 1  # a full last block is followed by an empty one
         self._base = 1  # first unacknowledged block
         self._next = 1  # next block to send
-        self._rto = self.negotiation.timeout
+        self._base_rto = self._rto = self.negotiation.timeout
         self._rto_cap = max(limits.max_timeout, self.negotiation.timeout)
-        self._retries_left = limits.retries
-        self._deadline: float | None = None
+        self._retries = self._retries_left = limits.retries
         self._dup_ok = False
         self._resent = False
         self._phase = 0
         self._oack = encode(OptionAck(self.negotiation.accepted))
 
     # ------------------------------------------------------------------ what the transport looks at
-
-    @property
-    def deadline(self) -> float | None:
-        """When :meth:`on_timeout` must be called; None once finished."""
-        return self._deadline
-
-    @property
-    def finished(self) -> bool:
-        return self._phase == _DONE
 
     @property
     def client(self) -> Address:
@@ -422,16 +416,17 @@ class ReadTransfer:
             raise RuntimeError("transfer already started")
         if self.negotiation.accepted:
             self._phase = _OACK_SENT
-            self._deadline = now + self._rto
+            self.deadline = now + self._rto
             return [(self._oack, self._client, 0)]
         self._phase = _SENDING
         return self._send_window(now)
 
     def receive(self, datagram: Buffer, addr: Address, now: float) -> list[Send]:
         """One datagram that arrived on this transfer's port from ``addr``."""
-        if addr[1] != self._client[1] or addr[0] != self._client[0]:
+        client = self._client
+        if addr[1] != client[1] or addr[0] != client[0]:
             return self._stranger(datagram, addr)
-        if self._phase == _DONE:
+        if self.finished:
             return []
         if len(datagram) >= 4 and datagram[1] == _ACK and datagram[0] == 0:
             return self._on_ack((datagram[2] << 8) | datagram[3], now)
@@ -448,7 +443,7 @@ class ReadTransfer:
 
     def on_timeout(self, now: float) -> list[Send]:
         """Retransmit the OACK or the window from the first unacknowledged block, with backoff."""
-        if self._deadline is None or now < self._deadline:
+        if self.deadline is None or now < self.deadline:
             return []
         if self._retries_left <= 0:
             self._finish(Outcome.TIMED_OUT, None)
@@ -457,7 +452,7 @@ class ReadTransfer:
         self.retransmits += 1
         self._rto = min(self._rto * 2, self._rto_cap)
         if self._phase == _OACK_SENT:
-            self._deadline = now + self._rto
+            self.deadline = now + self._rto
             return [(self._oack, self._client, 0)]
         self._next = self._base
         self._resent, self._dup_ok = True, False
@@ -465,7 +460,7 @@ class ReadTransfer:
 
     def abort(self, code: ErrorCode | int, message: str) -> list[Send]:
         """End the transfer from the server side (shutdown, internal error) and tell the client why."""
-        if self._phase == _DONE:
+        if self.finished:
             return []
         self._finish(Outcome.FAILED, (int(code), message))
         return [(error_datagram(code, message), self._client, 0)]
@@ -514,28 +509,32 @@ class ReadTransfer:
 
     def _progress(self) -> None:
         """The client is alive: a fresh retry budget and the base timeout again."""
-        self._retries_left = self._limits.retries
-        self._rto = self.negotiation.timeout
+        self._retries_left = self._retries
+        self._rto = self._base_rto
 
     def _send_window(self, now: float) -> list[Send]:
         """DATA from ``_next`` to the end of the window starting at ``_base``, from one read of the source.
 
         A window leaves as one buffer of back-to-back DATA datagrams (one copy of the file data, made by
-        the join), so the transport can send it with one system call.
+        the join), so the transport can send it with one system call. Runs once per window: plain
+        conditionals instead of min()/max() calls are measurably cheaper here.
         """
         start, blksize = self._next, self._blksize
-        end = min(self._base + self._windowsize, self._last + 1)
+        end = self._base + self._windowsize
+        if end > self._last:
+            end = self._last + 1
         offset = (start - 1) * blksize
-        length = min((end - start) * blksize, self.size - offset)
-        data = self._source.read(offset, length) if length > 0 else b""
-        if len(data) != max(length, 0):
+        length = (end - start) * blksize
+        if length > self.size - offset:
+            length = self.size - offset  # never negative: block ``_last`` starts at or before the end
+        data = self._source.read(offset, length) if length else b""
+        if len(data) != length:
             return self.abort(ErrorCode.NOT_DEFINED, "file changed while being sent")
         self._next = end
-        self._deadline = now + self._rto
-        pack = _HEADER.pack
+        self.deadline = now + self._rto
         if end - start == 1:
-            return [(pack(_DATA, start & 0xFFFF) + data, self._client, 0)]
-        view = memoryview(data)
+            return [(_HEADER.pack(_DATA, start & 0xFFFF) + data, self._client, 0)]
+        pack, view = _HEADER.pack, memoryview(data)
         parts: list[Buffer] = []
         pos = 0
         for block in range(start, end):
@@ -546,6 +545,7 @@ class ReadTransfer:
 
     def _finish(self, outcome: Outcome, error: tuple[int, str] | None) -> None:
         self._phase = _DONE
-        self._deadline = None
+        self.finished = True
+        self.deadline = None
         self.outcome = outcome
         self.error = error

@@ -178,12 +178,22 @@ def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> 
     return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub_path(url)}
 
 
+def _extra_args(variables: Mapping[str, Any]) -> list[str]:
+    """``vars.kernel_args`` (a string or a list, from site, profile, group or system) joins the kernel line:
+    e.g. ``console=ttyS0`` for a VM whose serial console is logged. Whitespace-free words only."""
+    raw = variables.get("kernel_args")
+    words = raw.split() if isinstance(raw, str) else [str(w) for w in raw] if isinstance(raw, list) else []
+    return [w for w in words if w and not any(c.isspace() for c in w)]
+
+
 def _boot_context(
-    facts: ServerFacts, profile: Profile, system: dict[str, Any], installer: InstallerUrls
+    facts: ServerFacts, profile: Profile, system: dict[str, Any], installer: InstallerUrls,
+    variables: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     if not profile.installs or profile.kernel is None:
         return None
     args = installer_args(profile.kind, installer, system["hostname"], system["domain"], profile.cmdline)
+    args = [*args, *_extra_args(variables)]
     kernel = resolve_source(facts, profile, profile.kernel)
     initrds = [resolve_source(facts, profile, s) for s in profile.initrds]
     return {
@@ -239,5 +249,5 @@ def build_context(
             "done": facts.done_url(mac, token),
             "files": f"{facts.http_base}/files/{profile.name}/" if profile else None,
         },
-        "boot": _boot_context(facts, profile, sys_ctx, installer) if profile and sys_ctx else None,
+        "boot": _boot_context(facts, profile, sys_ctx, installer, variables) if profile and sys_ctx else None,
     }

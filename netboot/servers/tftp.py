@@ -80,12 +80,15 @@ _GSO_SIZE = struct.Struct("=H")
 GSO_MAX_SEGMENTS, GSO_MAX_BYTES = 64, 65000
 #: errors that mean "no GSO on this path" (old kernel, device without checksum offload, segment > MTU)
 _GSO_REFUSED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
-#: datagrams drained from one socket per wake-up, so one busy client cannot starve the others
+#: requests read from the well-known port per wake-up (bounded, so a request flood cannot starve transfers)
 BATCH = 64
 #: largest request accepted on the well-known port (a UDP datagram cannot be larger)
 MAX_REQUEST = 65535
 #: what a transfer socket reads: ACK and ERROR packets; anything longer is junk anyway
 MAX_REPLY = 1024
+#: eager reads after a wake-up (bounded so one fast client cannot starve the rest), and the wake-ups
+#: to skip eager reads after one found nothing
+EAGER_ROUNDS, EAGER_BACKOFF = 8, 16
 #: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
 READAHEAD = 32 << 10
 
@@ -184,6 +187,7 @@ class _Active:
     scheduled: float | None = None  # deadline of this transfer's live heap entry
     closed: bool = False
     gso: bool = True  # until the kernel refuses UDP GSO on this transfer's path
+    eager_pause: int = 0  # wake-ups left before trying eager reads again
 
 
 _LISTEN, _WAKE = object(), object()
@@ -301,8 +305,8 @@ class TftpServer:
     # -------------------------------------------------------------------------------- loop
 
     def _step(self) -> None:
-        """One epoll round. Level-triggered, one datagram per ready transfer: in lock-step or windowed
-        TFTP exactly one ACK is waiting, and a second ``recv`` would only raise EAGAIN (~1 us)."""
+        """One epoll round (level-triggered). A ready transfer gets one datagram, plus eager reads while its
+        client keeps answering at once (see :meth:`_on_transfer`); timers run after every round."""
         handlers = self._handlers
         for fd, _ in self._epoll.poll(self._poll_timeout(time.monotonic())):
             handler = handlers.get(fd)
@@ -422,7 +426,7 @@ class TftpServer:
         """
         active = self._by_client.get(addr)
         for _ in range(BATCH):
-            if active is None or active.closed or not self._on_transfer(active, now):
+            if active is None or active.closed or not self._receive_one(active, now):
                 break
         return (
             active is not None
@@ -493,7 +497,27 @@ class TftpServer:
 
     # ----------------------------------------------------------------------------- transfers
 
-    def _on_transfer(self, active: _Active, now: float) -> bool:
+    def _on_transfer(self, active: _Active, now: float) -> None:
+        """Handle the datagram that woke us, then, while the client keeps up, the next ones at once.
+
+        A client on the same host (the QEMU lab, containers) usually has its ACK queued by the time our
+        ``sendto`` returns, so reading it straight away saves an epoll round per window. The first time
+        the ACK is not there yet (any real network), eager reads stop for :data:`EAGER_BACKOFF` wake-ups,
+        so a remote client costs one failed ``recv`` per 17 windows.
+        """
+        if not self._receive_one(active, now):
+            return
+        if active.eager_pause:
+            active.eager_pause -= 1
+            return
+        for _ in range(EAGER_ROUNDS):
+            if active.closed:
+                return
+            if not self._receive_one(active, time.monotonic()):
+                active.eager_pause = EAGER_BACKOFF
+                return
+
+    def _receive_one(self, active: _Active, now: float) -> bool:
         """Handle one datagram waiting on a transfer's socket; False when there was none."""
         transfer = active.transfer
         try:

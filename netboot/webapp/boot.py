@@ -45,9 +45,16 @@ def _host() -> str | None:
 
 
 def _record(phase: str, summary: str, mac: MacAddress | None, **detail: object) -> None:
-    runtime_of(current_app).recorder.record(Event(
-        phase=phase, summary=summary, mac=mac, client_ip=_client(), time=time.time(),
-        detail={"path": request.path, "method": request.method, **detail}))
+    runtime_of(current_app).recorder.record(
+        Event(
+            phase=phase,
+            summary=summary,
+            mac=mac,
+            client_ip=_client(),
+            time=time.time(),
+            detail={"path": request.path, "method": request.method, **detail},
+        )
+    )
 
 
 def _mac_or_none(raw: str) -> MacAddress | None:
@@ -69,12 +76,17 @@ def boot_ipxe() -> Response:
         runtime.recorder.learn(_client() or "", mac)
     try:
         script, _choice = runtime.machines.boot_config(
-            "ipxe", mac, runtime.facts(_host()), client_ip=_client(),
-            chosen_profile=request.args.get("profile") or None)
+            "ipxe",
+            mac,
+            runtime.facts(_host()),
+            client_ip=_client(),
+            chosen_profile=request.args.get("profile") or None,
+        )
     except RenderError as exc:
         log.error("%s (%s): boot.ipxe failed to render: %s", mac, _client(), exc)
-        return _text("#!ipxe\necho netboot: the boot script failed to render (see the server log)\nexit 1\n",
-                     500)
+        return _text(
+            "#!ipxe\necho netboot: the boot script failed to render (see the server log)\nexit 1\n", 500
+        )
     return Response(script, mimetype="text/plain")
 
 
@@ -85,8 +97,9 @@ def answer(mac: str, file: str) -> Response:
         return _text("not a MAC address\n", 404)
     runtime = runtime_of(current_app)
     try:
-        rendered = runtime.machines.answer(parsed, file, request.args.get("token"), runtime.facts(_host()),
-                                           client_ip=_client())
+        rendered = runtime.machines.answer(
+            parsed, file, request.args.get("token"), runtime.facts(_host()), client_ip=_client()
+        )
     except Refused as exc:
         log.warning("%s (%s): answer file %s refused: %s", parsed, _client(), file, exc)
         _record("http", f"answer file {file} refused", parsed, status=403)
@@ -98,11 +111,14 @@ def answer(mac: str, file: str) -> Response:
         log.error("%s (%s): answer file %s failed to render: %s", parsed, _client(), file, exc)
         _record("http", f"answer file {file} failed to render", parsed, status=500, error=str(exc))
         return _text("internal error: the answer file failed to render\n", 500)
-    return Response(rendered.content, mimetype=rendered.content_type)
+    # content_type, not mimetype: the kind's type already names its charset (mimetype= would add a second)
+    return Response(rendered.content, content_type=rendered.content_type)
 
 
 @boot.route(DONE_ROUTE, methods=["GET", "POST"])
 def done(mac: str) -> Response:
+    if request.method == "HEAD":  # Flask adds HEAD to GET routes; a probe must not end an install
+        return _text("", 405)
     parsed = _mac_or_none(mac)
     if parsed is None:
         return _text("not a MAC address\n", 404)
@@ -118,7 +134,9 @@ def done(mac: str) -> Response:
     return _text("ok: next boot is local\n")
 
 
-@boot.route(FILES_ROUTE, methods=["GET", "HEAD"])
+# merge_slashes=False: "//etc/passwd" reaches the sandbox (which refuses or normalises it) instead of being
+# answered with a redirect; the one path sandbox decides what a name means.
+@boot.route(FILES_ROUTE, methods=["GET", "HEAD"], merge_slashes=False)
 def files(profile: str, path: str) -> Response:
     runtime = runtime_of(current_app)
     found = runtime.profiles.get(profile)

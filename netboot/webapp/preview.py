@@ -17,6 +17,7 @@ from typing import Any
 from flask import has_request_context, request
 
 from netboot.inventory import System, SystemState
+from netboot.machines import choose
 from netboot.profiles import Profile, ProfileSet
 from netboot.registration import load_profile_set
 from netboot.render import (
@@ -81,15 +82,10 @@ class ProfileSummary:
 
 def server_facts(runtime: Runtime) -> ServerFacts:
     """Facts for rendering: the configured server address, else the host the browser used."""
-    ip = str(runtime.server_ip) if runtime.server_ip else None
-    if ip is None and has_request_context():
-        ip = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
-    config = runtime.config
-    return ServerFacts(
-        server_ip=ip or "127.0.0.1",
-        http_port=config.ports.http,
-        domain=config.dns.domain if config.dns.enabled else None,
-    )
+    host = None
+    if has_request_context():
+        host = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
+    return runtime.facts(host)
 
 
 def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
@@ -97,23 +93,30 @@ def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
 
 
 def preview_system(runtime: Runtime, system: System, *, hide_token: bool = False) -> list[Rendered]:
-    """The iPXE boot script this system gets now, then each answer file of its profile."""
+    """The iPXE boot script this system gets if it boots now, then each answer file of its profile.
+
+    The decision is :func:`netboot.machines.choose`, the same one the ``boot`` blueprint makes; nothing is
+    stored and no event is recorded.
+    """
     profiles, _ = load_profile_set(runtime)
     facts = server_facts(runtime)
     if hide_token and system.token:
         system = replace(system, token=HIDDEN_TOKEN)
-    profile, group = profiles.select(system)
+    choice = choose(system, profiles, runtime.config.unknown_default, system.arch)
     out: list[Rendered] = []
-    decision = "install" if system.state is SystemState.INSTALL and profile is not None else "local"
-    if system.profile and profile is None:
-        out.append(Rendered("boot.ipxe", "ipxe", error=f"profile {system.profile!r} is not loaded"))
-        return out
+    label = f"boot.ipxe ({choice.reason})"
     try:
-        script = render_boot_script("ipxe", decision, profiles, profile, group, system, facts)
-        out.append(Rendered(f"boot.ipxe ({decision})", "ipxe", content=script))
+        script = render_boot_script("ipxe", choice.decision, profiles, choice.profile, choice.group,
+                                    choice.system, facts)
+        out.append(Rendered(label, "ipxe", content=script))
     except (RenderError, ValueError) as exc:
-        out.append(Rendered(f"boot.ipxe ({decision})", "ipxe", error=str(exc)))
+        out.append(Rendered(label, "ipxe", error=str(exc)))
+    if system.state is SystemState.DISCOVERED:
+        return out
+    profile, group = profiles.select(system, system.arch)
     if profile is None:
+        if system.profile:
+            out.append(Rendered("answer files", "-", error=f"profile {system.profile!r} is not loaded"))
         return out
     for name in profile.answer_files:
         try:

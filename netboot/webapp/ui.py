@@ -278,6 +278,7 @@ def system(mac: str) -> Page:
     found = _load_system(mac)
     if found is None:
         return render_template("error.html", status=404, message=f"No system {mac}."), 404
+    runtime.store.events.wait_idle(0.25)  # so "registered by ..." is there right after registering
     events = runtime.store.events.list(found.mac, limit=200)
     files = preview.preview_system(runtime, found, hide_token=not _is_admin())
     return render_template(

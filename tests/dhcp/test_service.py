@@ -99,6 +99,7 @@ class Harness:
     sink: MemorySink
     pool: LeasePool | None
     store: Store
+    recorder: EventRecorder
     seen: list[BootRequest] = field(default_factory=list)
 
     def send(self, request: DhcpPacket, *, ingress: Ingress = INGRESS, now: float = NOW) -> list[Outgoing]:
@@ -167,7 +168,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def make(store: Store, config: DhcpConfig, **kwargs: object) -> Harness:
+def make(store: Store, config: DhcpConfig, server_port: int | None = None) -> Harness:
     sink = MemorySink()
     pool = None
     if config.mode == "full":
@@ -181,15 +182,16 @@ def make(store: Store, config: DhcpConfig, **kwargs: object) -> Harness:
             excluded=[SERVER, ROUTER],
         )
     seen: list[BootRequest] = []
+    recorder = EventRecorder(sink)
     service = DhcpService(
         config,
         boot_context=boot_context,
-        recorder=EventRecorder(sink),
+        recorder=recorder,
         pool=pool,
         on_boot_client=lambda request, now: seen.append(request),
-        **kwargs,
-    )  # type: ignore[arg-type]
-    return Harness(service, sink, pool, store, seen)
+        server_port=server_port,
+    )
+    return Harness(service, sink, pool, store, recorder, seen)
 
 
 @pytest.fixture
@@ -818,7 +820,7 @@ def test_plain_lease_ack_is_an_event(full: Harness) -> None:
 
 def test_recorder_learns_the_address_for_later_tftp_and_http_events(full: Harness) -> None:
     bound = full.bind()
-    assert full.service._recorder.mac_for(str(bound)) == CLIENT
+    assert full.recorder.mac_for(str(bound)) == CLIENT
 
 
 # ========================================================================================= robustness

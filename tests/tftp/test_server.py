@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -300,3 +301,47 @@ def test_ipv6_loopback(tree: Tree) -> None:
         finally:
             server.shutdown()
             thread.join(5)
+
+
+def test_windows_fall_back_to_plain_sends_when_gso_is_refused(start_server: ServerFactory, tree: Tree,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old kernels and NICs without checksum offload refuse UDP_SEGMENT: the transfer must not notice."""
+    import errno
+
+    def refuse(self: socket.socket, *args: object) -> int:
+        raise OSError(errno.EIO, "no GSO here")
+
+    monkeypatch.setattr(socket.socket, "sendmsg", refuse)
+    run = start_server()
+    with RawClient(run.address) as client:
+        data, accepted, _ = client.download("f.bin", {"blksize": "1468", "windowsize": "8"})
+    assert accepted == {"blksize": "1468", "windowsize": "8"}
+    assert data == tree.files["f.bin"]
+
+
+def test_file_truncated_mid_transfer_fails_that_transfer_only(start_server: ServerFactory,
+                                                              tmp_path: Path) -> None:
+    """pread, not mmap: a file cut short under a transfer costs that transfer an ERROR, not a SIGBUS."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big.bin").write_bytes(os.urandom(400_000))
+    (root / "ok.txt").write_bytes(b"still here")
+    run = start_server(RootResolver(root))
+    with RawClient(run.address) as client:
+        client.send(ReadRequest("big.bin"))
+        packet, tid = client.recv()
+        assert isinstance(packet, Data)
+        with open(root / "big.bin", "r+b") as f:
+            f.truncate(1000)
+        errors = []
+        block = 1
+        for _ in range(200):
+            client.send(Ack(block), tid)
+            packet, _ = client.recv()
+            if isinstance(packet, Error):
+                errors.append(packet)
+                break
+            block = packet.block  # type: ignore[union-attr]
+        assert errors == [Error(0, "file changed while being sent")]
+        assert client.download("ok.txt")[0] == b"still here"
+    assert wait_for(lambda: any(e.detail["outcome"] == "failed" for e in run.events()))

@@ -417,3 +417,21 @@ def test_any_input_sequence_never_raises(events: list[tuple[bytes, bool, float]]
         t.receive(data, CLIENT if from_client else STRANGER, when)
         t.on_timeout(when)
     assert t.finished or t.deadline is not None
+
+
+def test_a_window_is_one_buffer_of_back_to_back_datagrams() -> None:
+    """The layout the transport hands to UDP GSO: equal segments of blksize+4, the last one shorter."""
+    t = machine(b"a" * 1000 + b"b" * 1000 + b"c" * 10, blksize="1000", windowsize="4")
+    t.start(0.0)
+    (send,) = t.receive(ack(0), CLIENT, 0.0)
+    data, dest, segment = send
+    assert dest == CLIENT and segment == 1004
+    assert [bytes(d) for d in datagrams(send)] == [
+        b"\x00\x03\x00\x01" + b"a" * 1000, b"\x00\x03\x00\x02" + b"b" * 1000, b"\x00\x03\x00\x03" + b"c" * 10]
+    assert len(data) == 1004 * 2 + 14
+
+
+def test_lock_step_sends_single_datagrams() -> None:
+    t = machine(DATA)
+    (send,) = t.start(0.0)
+    assert send[2] == 0 and datagrams(send) == [send[0]]

@@ -10,6 +10,8 @@
   var empty = document.getElementById("timeline-empty");
   var live = document.getElementById("live");
   var state = document.getElementById("state");
+  var stale = document.getElementById("stale");
+  var initialState = state ? state.textContent : null;
   var failures = 0;
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
@@ -36,7 +38,7 @@
     tr.appendChild(phase);
     var what = cell("What", e.summary);
     var file = e.detail && e.detail.file;
-    if (file) {
+    if (file && String(e.summary).indexOf(String(file)) < 0) {
       var code = document.createElement("code");
       code.textContent = String(file);
       what.appendChild(document.createTextNode(" "));
@@ -59,7 +61,11 @@
         lastId = data.last_id;
         if (empty) { empty.hidden = true; }
         return getJson(systemUrl).then(function (s) {
-          if (state && s.state) { state.textContent = s.state; state.className = "badge state-" + s.state.replace(/[^a-z]/g, ""); }
+          if (state && s.state) {
+            state.textContent = s.state;
+            state.className = "badge state-" + s.state.replace(/[^a-z]/g, "");
+            if (stale && s.state !== initialState) { stale.hidden = false; }
+          }
         });
       }
     }).catch(function () {

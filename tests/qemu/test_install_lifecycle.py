@@ -1,0 +1,100 @@
+"""End to end: a registered MAC boots the Debian 12 netboot installer from netboot, the installer fetches
+its preseed, the completion callback ends install mode, and the next boot of the same VM goes to the local
+disk. An unregistered VM booting meanwhile shows up as discovered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from netlab import Lab, stop, wait_for
+from served import NETBOOT, Served, start_netboot
+
+from netboot.qemu import VmSpec, command, missing_firmware
+
+pytestmark = [pytest.mark.netns, pytest.mark.qemu]
+
+DEBIAN_INSTALLER = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux")
+
+
+def cli(served: Served, *args: str) -> str:
+    return subprocess.run([NETBOOT, *args, "--data-dir", str(served.data)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def system(served: Served, mac: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(cli(served, "system", "show", mac, "--json"))
+    return result
+
+
+def phases(served: Served, mac: str) -> list[str]:
+    return [str(e["phase"]) for e in system(served, mac)["events"]]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_debian_installer_fetches_preseed_then_next_boot_is_local(
+    lab: Lab, tmp_path: Path, artifacts: Path, firmware: str
+) -> None:
+    assert DEBIAN_INSTALLER.exists(), "make test installs debian-installer-12-netboot-amd64"
+    assert not missing_firmware(firmware)
+    srv = lab.host("srv", 1)
+    cli_ns = lab.host("cli", 9)
+    # netboot is this network's router and name server, as on a typical install network (d-i asks
+    # interactively for both when DHCP gives neither)
+    config = (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(100)}-{lab.ip(120)}\n"
+              f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  domain: lab.test\n"
+              "dns:\n  enabled: true\n  domain: lab.test\n")
+    served = start_netboot(lab, srv, artifacts, config=config)
+    mac = "52:54:00:de:b1:01" if firmware == "bios" else "52:54:00:de:b1:02"
+    stranger = "52:54:00:de:b1:99"
+    cli(served, "system", "add", mac, "--profile", "debian12-preseed", "--hostname", f"deb-{firmware}",
+        "--var", "kernel_args=console=ttyS0")  # the installer's console goes to serial.log
+    token = system(served, mac)["token"]
+    assert isinstance(token, str) and token
+
+    vm = VmSpec(name=f"install-{firmware}", mac=mac, tap=lab.tap(), firmware=firmware, memory_mb=1024,
+                serial_log=artifacts / "serial.log", state_dir=tmp_path)
+    unknown = VmSpec(name="stranger", mac=stranger, tap=lab.tap(), firmware="bios", memory_mb=128)
+    started = time.monotonic()
+    installer = lab.bridge.spawn(command(vm), log=artifacts / "qemu.log")
+    other = lab.bridge.spawn(command(unknown), log=artifacts / "qemu-stranger.log")
+
+    # the stranger, booting meanwhile, is recorded as discovered and sent to its local disk
+    wait_for(lambda: any(s["mac"] == stranger and s["state"] == "discovered"
+                         for s in json.loads(cli(served, "system", "list", "--json"))), 90, interval=2,
+             what="the unknown VM to be discovered")
+    served.wait_log(f"{stranger} ({lab.net}.100): ipxe -> unknown machine: local boot", 30)
+    stop(other)  # two TCG guests on two cores slow the installer down a lot
+    try:
+        wait_for(lambda: "answer-file" in phases(served, mac), 420, interval=2, what="the preseed fetch")
+    except TimeoutError:
+        raise AssertionError(f"installer never fetched its preseed:\n{served.log_text()[-4000:]}") from None
+    (artifacts / "elapsed.txt").write_text(f"preseed fetched after {time.monotonic() - started:.0f} s\n")
+    seen = phases(served, mac)
+    assert seen.index("dhcp") < seen.index("boot-script") < seen.index("answer-file"), seen
+    log = served.log_text()
+    assert f"{mac} (" in log and "answer file preseed.cfg of debian12-preseed" in log
+    assert "debian-installer/amd64/linux" in log  # the kernel came from netboot's /files
+
+
+    # what the preseed's late_command does: call the completion URL with the token
+    done = cli_ns.run("curl", "-fsS", f"{served.http}/done/{mac}?token={token}", timeout=30)
+    assert "next boot is local" in done.stdout
+    after = system(served, mac)
+    assert after["state"] == "installed" and after["token"] is None
+    refused = cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         f"{served.http}/answer/{mac}/preseed.cfg?token={token}", timeout=30)
+    assert refused.stdout == "403"
+
+    stop(installer)
+    again = lab.bridge.spawn(command(vm), log=artifacts / "qemu-second-boot.log")
+    try:
+        served.wait_log(f"{mac} ({lab.net}.", 10)
+        wait_for(lambda: "state installed: local boot" in served.log_text().split("install of debian12")[-1],
+                 180, interval=2, what="the second boot's local-boot script")
+    finally:
+        stop(again)

@@ -1,0 +1,245 @@
+"""The REST API: systems CRUD with the CLI's validation, events, preview, discovered, profiles, leases."""
+
+from __future__ import annotations
+
+import time
+from ipaddress import IPv4Address
+
+import pytest
+from flask import Flask
+
+from netboot.events import Event
+from netboot.mac import MacAddress
+from netboot.runtime import Runtime
+from netboot.store.leases import Lease as StoredLease
+from netboot.webapp.openapi import document
+
+from .conftest import ApiClient
+
+MAC = "52:54:00:12:34:56"
+
+
+def create(api: ApiClient, **body: object) -> object:
+    payload = {"mac": MAC, "profile": "debian12-preseed", **body}
+    return api.post("/api/v1/systems", json=payload)
+
+
+def test_create_get_list_update_delete(admin_api: ApiClient, runtime: Runtime) -> None:
+    resp = create(admin_api, hostname="Web1", ip="10.0.0.50", vars={"disk": "/dev/vda"})
+    assert resp.status_code == 201, resp.json  # type: ignore[attr-defined]
+    body = resp.json  # type: ignore[attr-defined]
+    assert body["mac"] == MAC and body["hostname"] == "web1" and body["state"] == "install"
+    assert body["vars"] == {"disk": "/dev/vda"} and body["ip"] == "10.0.0.50"
+    assert "token" not in body
+    assert resp.headers["Location"] == f"/api/v1/systems/{MAC}"  # type: ignore[attr-defined]
+    stored = runtime.store.systems.get(MacAddress.parse(MAC))
+    assert stored is not None and stored.token  # a fresh per-system token
+
+    for spelling in ("52-54-00-12-34-56", "5254.0012.3456", "525400123456", "52:54:00:12:34:56".upper()):
+        assert admin_api.get(f"/api/v1/systems/{spelling}").json["mac"] == MAC
+
+    listed = admin_api.get("/api/v1/systems?q=web").json["systems"]
+    assert [s["mac"] for s in listed] == [MAC]
+    assert admin_api.get("/api/v1/systems?profile=local").json["systems"] == []
+    assert admin_api.get("/api/v1/systems?state=install").json["systems"][0]["mac"] == MAC
+
+    resp = admin_api.patch(
+        f"/api/v1/systems/{MAC}", json={"hostname": None, "vars": {"a": 1}, "state": "local"}
+    )
+    assert resp.status_code == 200
+    assert resp.json["hostname"] is None and resp.json["vars"] == {"a": 1} and resp.json["state"] == "local"
+
+    resp = admin_api.post(f"/api/v1/systems/{MAC}/reinstall")
+    assert resp.status_code == 200 and resp.json["state"] == "install"
+    again = runtime.store.systems.get(MacAddress.parse(MAC))
+    assert again is not None and again.token and again.token != stored.token
+
+    assert admin_api.delete(f"/api/v1/systems/{MAC}").status_code == 204
+    assert admin_api.get(f"/api/v1/systems/{MAC}").status_code == 404
+    actions = [e.action for e in runtime.store.audit.list()]
+    assert actions[:4] == ["remove", "reinstall", "edit", "register"]
+    assert all(e.actor.startswith("admin (token ") for e in runtime.store.audit.list()[:4])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"mac": "52:54:00:zz:00:01"}, 400, "mac"),
+        ({"mac": ""}, 400, "mac"),
+        ({"mac": 12}, 400, "mac"),
+        ({"profile": "no-such-profile"}, 400, "profile"),
+        ({"profile": "debian12-presed"}, 400, "profile"),
+        ({"profile": ""}, 400, "profile"),
+        ({"profile": None}, 400, "profile"),
+        ({"hostname": "-bad-"}, 400, "hostname"),
+        ({"hostname": "a_b"}, 400, "hostname"),
+        ({"hostname": "x" * 64}, 400, "hostname"),
+        ({"hostname": "<script>"}, 400, "hostname"),
+        ({"hostname": 5}, 400, "hostname"),
+        ({"ip": "10.0.0.256"}, 400, "ip"),
+        ({"ip": "fe80::1"}, 400, "ip"),
+        ({"ip": "224.0.0.1"}, 400, "ip"),
+        ({"ip": "0.0.0.0"}, 400, "ip"),
+        ({"vars": [1, 2]}, 400, "vars"),
+        ({"vars": "x"}, 400, "vars"),
+        ({"vars": {"big": "x" * 70000}}, 400, "vars"),
+        ({"labels": {"k": 1}}, 400, "labels"),
+        ({"extra": 1}, 400, "extra"),
+    ],
+)
+def test_bad_input_names_the_field(
+    admin_api: ApiClient, runtime: Runtime, body: dict[str, object], status: int, field: str
+) -> None:
+    payload: dict[str, object] = {"mac": MAC, "profile": "debian12-preseed", **body}
+    resp = admin_api.post("/api/v1/systems", json=payload)
+    assert resp.status_code == status, resp.json
+    assert resp.json["error"]["field"] == field and resp.json["error"]["message"]
+    assert runtime.store.systems.list() == []
+
+
+def test_unknown_profile_message_suggests_the_close_one(admin_api: ApiClient) -> None:
+    resp = create(admin_api, profile="debian12-presed")
+    assert "debian12-preseed" in resp.json["error"]["message"]  # type: ignore[attr-defined]
+
+
+def test_duplicates_are_409_with_the_field(admin_api: ApiClient) -> None:
+    assert create(admin_api, hostname="web1", ip="10.0.0.5").status_code == 201  # type: ignore[attr-defined]
+    for body, field in [
+        ({}, "mac"),
+        ({"mac": "52:54:00:00:00:02", "hostname": "WEB1"}, "hostname"),
+        ({"mac": "52:54:00:00:00:03", "ip": "10.0.0.5"}, "ip"),
+    ]:
+        resp = create(admin_api, **body)
+        assert resp.status_code == 409 and resp.json["error"]["field"] == field  # type: ignore[attr-defined]
+
+
+def test_non_json_bodies(admin_api: ApiClient) -> None:
+    resp = admin_api.client.post(
+        "/api/v1/systems",
+        data="mac=x",
+        headers={
+            "Authorization": f"Bearer {admin_api.token}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert resp.status_code == 415 and resp.json["error"]["message"]
+    resp = admin_api.client.post(
+        "/api/v1/systems",
+        data="{not json",
+        headers={"Authorization": f"Bearer {admin_api.token}", "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 400
+    resp = admin_api.post("/api/v1/systems", json=[1, 2])
+    assert resp.status_code == 400
+
+
+def test_unknown_routes_and_methods_answer_json(admin_api: ApiClient) -> None:
+    resp = admin_api.get("/api/v1/nothing")
+    assert resp.status_code == 404 and resp.json["error"]["message"]
+    resp = admin_api.client.put("/api/v1/systems", headers={"Authorization": f"Bearer {admin_api.token}"})
+    assert resp.status_code == 405 and "PUT" in resp.json["error"]["message"]
+
+
+def test_viewer_reads_but_cannot_change(viewer_api: ApiClient, admin_api: ApiClient) -> None:
+    assert create(admin_api).status_code == 201  # type: ignore[attr-defined]
+    assert viewer_api.get("/api/v1/systems").status_code == 200
+    for resp in (
+        create(viewer_api, mac="52:54:00:00:00:07"),
+        viewer_api.patch(f"/api/v1/systems/{MAC}", json={"hostname": "x"}),
+        viewer_api.post(f"/api/v1/systems/{MAC}/reinstall"),
+        viewer_api.delete(f"/api/v1/systems/{MAC}"),
+        viewer_api.get("/api/v1/audit"),
+    ):
+        assert resp.status_code == 403, resp  # type: ignore[attr-defined]
+        assert "admin role" in resp.json["error"]["message"]  # type: ignore[attr-defined]
+
+
+def test_events_since_id(admin_api: ApiClient, runtime: Runtime) -> None:
+    create(admin_api)
+    mac = MacAddress.parse(MAC)
+    for phase in ("dhcp", "tftp", "http"):
+        runtime.recorder.record(Event(phase=phase, summary=f"{phase} thing", mac=mac, client_ip="10.0.0.9"))
+    runtime.recorder.record(
+        Event(phase="dhcp", summary="someone else", mac=MacAddress.parse("52:54:00:00:00:01"))
+    )
+    runtime.store.events.wait_idle()
+    data = admin_api.get(f"/api/v1/systems/{MAC}/events").json
+    assert [e["phase"] for e in data["events"]] == ["admin", "dhcp", "tftp", "http"]
+    assert data["events"][1]["client_ip"] == "10.0.0.9"
+    newer = admin_api.get(f"/api/v1/systems/{MAC}/events?since_id={data['events'][1]['id']}").json
+    assert [e["phase"] for e in newer["events"]] == ["tftp", "http"] and newer["last_id"] == data["last_id"]
+    assert admin_api.get(f"/api/v1/systems/{MAC}/events?since_id={data['last_id']}").json["events"] == []
+    for bad in ("-1", "x", "1e3"):
+        resp = admin_api.get(f"/api/v1/systems/{MAC}/events?since_id={bad}")
+        assert resp.status_code == 400 and resp.json["error"]["field"] == "since_id"
+    assert admin_api.get("/api/v1/systems/nonsense/events").json["error"]["field"] == "mac"
+
+
+def test_preview_hides_the_token_from_viewers(
+    admin_api: ApiClient, viewer_api: ApiClient, runtime: Runtime
+) -> None:
+    create(admin_api, hostname="web1")
+    token = runtime.store.systems.get(MacAddress.parse(MAC)).token  # type: ignore[union-attr]
+    assert token
+    files = admin_api.get(f"/api/v1/systems/{MAC}/preview").json["files"]
+    assert [f["name"] for f in files][1:] == ["preseed.cfg"]
+    assert files[0]["name"].startswith("boot.ipxe") and "#!ipxe" in files[0]["content"]
+    assert token in files[0]["content"] and "web1" in files[1]["content"]
+    seen = viewer_api.get(f"/api/v1/systems/{MAC}/preview").json["files"]
+    assert all(token not in (f["content"] or "") for f in seen)
+    assert "token-hidden-from-viewers" in seen[0]["content"]
+
+
+def test_discovered_profiles_leases(admin_api: ApiClient, runtime: Runtime) -> None:
+    runtime.store.systems.seen(
+        MacAddress.parse("52:54:00:aa:00:01"), arch="uefi-x64", uuid=None, now=time.time()
+    )
+    machines = admin_api.get("/api/v1/discovered").json["machines"]
+    assert machines[0]["mac"] == "52:54:00:aa:00:01" and machines[0]["arch"] == "uefi-x64"
+    assert admin_api.get("/api/v1/systems").json["systems"] == []  # discovered ones are listed apart
+
+    profiles = admin_api.get("/api/v1/profiles").json
+    names = [p["name"] for p in profiles["profiles"]]
+    assert "debian12-preseed" in names and "local" in names
+    one = admin_api.get("/api/v1/profiles/debian12-preseed").json
+    assert one["kind"] == "preseed" and one["ok"] and one["variables"]["suite"] == "bookworm"
+    assert admin_api.get("/api/v1/profiles/nope").status_code == 404
+
+    now = time.time()
+    runtime.store.leases.stage(
+        IPv4Address("10.0.0.100"),
+        StoredLease(IPv4Address("10.0.0.100"), MacAddress.parse(MAC), None, "h1", now, now + 600),
+    )
+    runtime.store.leases.flush()
+    leases = admin_api.get("/api/v1/leases").json
+    assert leases["leases"][0]["ip"] == "10.0.0.100" and leases["leases"][0]["active"]
+
+
+def test_register_a_discovered_machine_keeps_what_was_seen(admin_api: ApiClient, runtime: Runtime) -> None:
+    mac = MacAddress.parse(MAC)
+    runtime.store.systems.seen(mac, arch="bios", uuid="4c4c4544-0042-3510-8052-b4c04f384d32", now=100.0)
+    resp = create(admin_api)
+    assert resp.status_code == 201  # type: ignore[attr-defined]
+    got = resp.json  # type: ignore[attr-defined]
+    assert got["state"] == "install" and got["arch"] == "bios" and got["first_seen"] == 100.0
+    assert runtime.store.audit.list()[0].action == "register-discovered"
+
+
+def test_openapi_document_covers_every_api_route(app: Flask) -> None:
+    doc = document()
+    documented = {
+        (path, method.upper())
+        for path, ops in doc["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            served.add((path, method))
+    assert documented == served
+    resp = app.test_client().get("/api/v1/openapi.json")
+    assert resp.json["openapi"].startswith("3.") and resp.json == doc
