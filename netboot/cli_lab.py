@@ -52,6 +52,7 @@ def lab() -> None:
       netboot lab up --vms 2 --firmware uefi-http --proxy
       netboot lab status
       netboot lab console vm1
+      netboot lab screenshot vm1          # the VM's screen as PNG (the installer's dialogs)
       netboot lab down
     """
 

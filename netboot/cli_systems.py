@@ -66,22 +66,7 @@ def _vars(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def system_json(system: System, *, with_token: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "mac": str(system.mac),
-        "hostname": system.hostname,
-        "profile": system.profile,
-        "state": system.state.value,
-        "ip": str(system.ip) if system.ip else None,
-        "vars": dict(system.variables),
-        "labels": dict(system.labels),
-        "arch": system.arch,
-        "uuid": system.uuid,
-        "first_seen": system.first_seen,
-        "last_seen": system.last_seen,
-    }
-    if with_token:
-        out["token"] = system.token
-    return out
+    return system.as_json(with_token=with_token)
 
 
 def _when(ts: float | None) -> str:

@@ -44,3 +44,22 @@ class System:
     uuid: str | None = None
     first_seen: float | None = None
     last_seen: float | None = None
+
+    def as_json(self, *, with_token: bool = False) -> dict[str, Any]:
+        """The JSON shape the API and ``netboot system ... --json`` share (the token only when asked)."""
+        out: dict[str, Any] = {
+            "mac": self.mac.colon,
+            "hostname": self.hostname,
+            "profile": self.profile,
+            "state": self.state.value,
+            "ip": str(self.ip) if self.ip else None,
+            "vars": dict(self.variables),
+            "labels": dict(self.labels),
+            "arch": self.arch,
+            "uuid": self.uuid,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+        if with_token:
+            out["token"] = self.token
+        return out

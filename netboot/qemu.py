@@ -182,7 +182,8 @@ def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
     if spec.qmp_socket is not None:
         cmd += ["-qmp", f"unix:{spec.qmp_socket},server=on,wait=off"]
     if spec.firmware == "bios":
-        cmd += ["-device", f"e1000,netdev=net0,mac={spec.mac},bootindex=1"]
+        # sgabios copies the text screen (SeaBIOS, iPXE) to the serial port, so it lands in the serial log
+        cmd += ["-device", "sga", "-device", f"e1000,netdev=net0,mac={spec.mac},bootindex=1"]
     else:
         if spec.state_dir is None:
             raise ValueError("UEFI VMs need a state_dir for their variable store")

@@ -240,6 +240,8 @@ def up(opts: UpOptions, *, data_dir: Path, profiles_dir: Path, say: Say) -> tupl
             "the installer can get no packages from the Internet",
             2,
         )
+    root = lab_root(data_dir, opts.name)
+    stale = _check_existing(root, opts.name)
     missing = missing_packages(opts.firmware, opts.proxy)
     if missing:
         raise LabError(
@@ -251,9 +253,10 @@ def up(opts: UpOptions, *, data_dir: Path, profiles_dir: Path, say: Say) -> tupl
         raise LabError(f"--mirror-dir {opts.mirror_dir}: not a Debian mirror (no dists/ in it)", 2)
     files = resolve_profile(profiles_dir, opts.profile)
     accel = choose_accel(opts.accel, say)
-
-    root = lab_root(data_dir, opts.name)
-    _refuse_or_clean(root, opts.name, opts.proxy, say)
+    if stale is not None:
+        say(f"lab {opts.name!r}: found stale state from an earlier run that no longer runs; cleaning it up")
+        for problem in teardown(stale, say):
+            say(f"  could not remove: {problem}")
     state = LabState(
         kernel_names=sorted(files.kernel),
         initrd_names=sorted(files.initrds),
@@ -288,11 +291,16 @@ def _rollback_on_error(state: LabState, say: Say) -> Iterator[None]:
         problems = teardown(state, say=lambda _: None)
         for p in problems:
             say(f"  could not remove: {p}")
-        if isinstance(exc, LabError | KeyboardInterrupt):
+        if isinstance(exc, LabError) or not isinstance(exc, Exception):
             raise
+        if isinstance(exc, subprocess.CalledProcessError):
+            detail = (
+                (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+            )
+            raise LabError(f"`{' '.join(map(str, exc.cmd))}` failed: {(detail or '').strip()}") from None
         if isinstance(exc, NetnsError | OSError):
             raise LabError(str(exc)) from None
-        raise
+        raise LabError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -301,28 +309,31 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _refuse_or_clean(root: Path, name: str, proxy: bool, say: Say) -> None:
-    """Refuse when this lab is up; clean a stale one (after a crash or reboot); never touch others'."""
+def _check_existing(root: Path, name: str) -> LabState | None:
+    """Refuse when this lab is up or its names are taken by others; return the state of a stale one.
+
+    Stale: the lab's state says it exists but its namespace is gone or none of its processes runs (a
+    crash, a reboot). It is removed only once every other check has passed.
+    """
     old = load_state(root)
-    if old is not None:
-        if is_alive(old):
-            raise LabError(
-                f"lab {name!r} is already up (since {time.strftime('%H:%M', time.localtime(old.created))}, "
-                f"{len(old.vms)} VM(s), state in {root}): `netboot lab down"
-                f"{'' if name == 'netboot-lab' else ' --name ' + name}` first, or use another --name"
-            )
-        say(f"lab {name!r}: found stale state from an earlier run that is no longer running; cleaning it up")
-        for problem in teardown(old, say):
-            say(f"  could not remove: {problem}")
-    elif root.exists() and any(root.iterdir()):
+    if old is not None and is_alive(old):
+        since = time.strftime("%H:%M", time.localtime(old.created))
+        flag = "" if name == "netboot-lab" else f" --name {name}"
+        raise LabError(
+            f"lab {name!r} is already up (since {since}, {len(old.vms)} VM(s), state in {root}): "
+            f"`netboot lab down{flag}` first, or use another --name"
+        )
+    if old is None and root.exists() and any(root.iterdir()):
         raise LabError(f"{root} exists but holds no lab state; remove it or choose another --name", 2)
+    ours = set(old.namespaces) if old is not None else set()
     for ns in (name, f"{name}-dhcp"):
-        if netns_exists(ns):
+        if ns not in ours and netns_exists(ns):
             raise LabError(
                 f"a network namespace named {ns!r} already exists and this lab did not create it; "
                 f"choose another --name (or remove it: ip netns del {ns})",
                 2,
             )
+    return old
 
 
 def _build(state: LabState, opts: UpOptions, say: Say) -> None:
@@ -658,6 +669,12 @@ def report(state: LabState, result: WatchResult, until: str, started: float, say
             "and the lab has no route out, so the installer cannot download packages: it stops at its "
             "mirror step. That is as far as this lab goes without a mirror."
         )
+    elif state.mirror_url is not None and any(vm.has("answer") and not vm.has("done") for vm in vms):
+        say(
+            f"\nThe installer has its answer file and takes its packages from the local mirror at "
+            f"{state.mirror_url} inside the lab; `netboot lab status` shows 'install done' once it "
+            "calls back."
+        )
     say(f"\nThe lab keeps running ({state.accel.upper()}{' - slow' if state.accel == 'tcg' else ''}):")
     inside = f"http://{SERVER_IP}:{state.http_port}/ui/"
     login = f"user {state.ui_user}, password {state.ui_password}" if state.ui_user else ""
@@ -668,6 +685,7 @@ def report(state: LabState, result: WatchResult, until: str, started: float, say
     flag = "" if state.name == "netboot-lab" else f" --name {state.name}"
     for rec in state.vms:
         say(f"  console   netboot lab console{flag} {rec.name}   (log: {rec.serial_log})")
+        say(f"  screen    netboot lab screenshot{flag} {rec.name}")
     say(
         f"  logs      {state.dir}/netboot.log"
         + (f", {state.dir}/dnsmasq.log" if state.dhcp == "proxy" else "")

@@ -287,7 +287,11 @@ def clock(seconds: float) -> str:
 
 def download_text(vm: VmProgress, files: Files, now: float) -> str | None:
     """``downloading [####----] 42% 20.6/49.0 MB`` while kernel and initrd come, then what follows."""
-    if not vm.has("script") or vm.has("answer"):
+    if vm.has("done"):
+        return "installed; its next boot is from its own disk"
+    if vm.has("answer"):
+        return "the installer has its answer file"
+    if not vm.has("script"):
         return None
     if vm.has("installer"):
         return "the installer is up (its own DHCP lease); next it fetches its answer file"

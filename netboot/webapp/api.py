@@ -130,19 +130,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def system_json(system: System) -> dict[str, Any]:
-    return {
-        "mac": system.mac.colon,
-        "profile": system.profile,
-        "hostname": system.hostname,
-        "ip": str(system.ip) if system.ip else None,
-        "state": system.state.value,
-        "vars": dict(system.variables),
-        "labels": dict(system.labels),
-        "arch": system.arch,
-        "uuid": system.uuid,
-        "first_seen": system.first_seen,
-        "last_seen": system.last_seen,
-    }
+    return system.as_json()
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
