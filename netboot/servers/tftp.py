@@ -6,10 +6,11 @@ clients is hundreds of registered sockets and a heap of retransmission deadlines
 threads. The protocol rules live in :class:`netboot.protocol.tftp.ReadTransfer`; this module only moves
 bytes and tells it the time.
 
-Per window the work is one ``pread`` and one ``sendmsg``: the state machine lays the window's DATA
-datagrams out back to back and UDP GSO (``UDP_SEGMENT``) lets the kernel cut them apart; lock-step is
-one ``sendto``. Files are read with ``pread``, not ``mmap``: a file truncated under a mapping kills the
-process with SIGBUS, and this process also runs DHCP and HTTP; a short ``pread`` fails one transfer.
+Per window the work is at most one ``pread`` (32 KiB read-ahead) and two sends: the state machine lays
+the window's DATA datagrams out back to back, the first goes alone and UDP GSO (``UDP_SEGMENT``) lets
+the kernel cut the rest apart; lock-step is one ``sendto`` per block. Files are read with ``pread``,
+not ``mmap``: a file truncated under a mapping kills the process with SIGBUS, and this process also
+runs DHCP and HTTP; a short ``pread`` fails one transfer.
 
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
@@ -557,25 +558,37 @@ class TftpServer:
                 log.debug("TFTP send to %s failed: %s", dest[0], exc)
 
     def _send_gso(self, active: _Active, send: Send) -> None:
-        """A window in one ``sendmsg`` per 64 KB with UDP_SEGMENT: the kernel cuts it into the DATA
-        datagrams. Measured here: 18 us for 8 x 1472 bytes against 42 us for 8 ``sendto``. Where the
-        kernel refuses, this transfer falls back to one ``sendto`` per datagram."""
+        """A window: its first datagram alone, then the rest in one ``sendmsg`` per 64 KB with UDP_SEGMENT,
+        which the kernel cuts into the DATA datagrams.
+
+        GSO sends 8 x 1472 bytes in 18 us instead of 42 us for 8 ``sendto``. Sending the head alone
+        first wakes a receiver on another CPU (a QEMU vCPU, a local client) while the kernel cuts the
+        rest, instead of after the whole burst: measured on loopback across CPUs, windowsize 8 took
+        0.61 s per 64 MiB with one GSO call and 0.54 s head-first (on one CPU: 0.27 s and 0.31 s;
+        atftpd 0.51 s and 0.54 s). Where the kernel refuses GSO, this transfer falls back to one
+        ``sendto`` per datagram for good.
+        """
         data, dest, segment = send
+        sock, view = active.sock, memoryview(data)
+        sock.sendto(view[:segment], dest)
+        rest = view[segment:]
+        if len(rest) <= segment:
+            sock.sendto(rest, dest)
+            return
         per_call = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment) * segment
-        view = memoryview(data)
         try:
             if per_call <= segment:
                 raise OSError(errno.EMSGSIZE, "segments too large to batch")
             control = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(segment))]
-            for pos in range(0, len(view), per_call):
-                active.sock.sendmsg([view[pos : pos + per_call]], control, 0, dest)
+            for pos in range(0, len(rest), per_call):
+                sock.sendmsg([rest[pos : pos + per_call]], control, 0, dest)
         except OSError as exc:
             if exc.errno not in _GSO_REFUSED:
                 raise
             active.gso = False
             log.debug("TFTP: no UDP GSO towards %s (%s); sending datagram by datagram", dest[0], exc)
-            for datagram in datagrams(send):
-                active.sock.sendto(datagram, dest)
+            for datagram in datagrams((rest, dest, segment)):
+                sock.sendto(datagram, dest)
 
     def _schedule(self, active: _Active) -> None:
         """Keep one heap entry no later than the transfer's deadline (later ones are re-armed lazily)."""

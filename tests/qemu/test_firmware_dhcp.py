@@ -60,12 +60,12 @@ def test_firmware_reaches_boot_script(
     lab.bridge.spawn(command(spec), log=artifacts / "qemu.log")
     try:
         log = wait_for_log(served.log, f"{mac} ({lab.net}.", 120)
-        log = served.wait_log("boot.ipxe -> ", 120)
+        log = served.wait_log(": ipxe -> ", 120)
     except TimeoutError:
         raise AssertionError(f"no boot.ipxe request; netboot log:\n{served.log_text()}") from None
     elapsed = time.monotonic() - started
     (artifacts / "elapsed.txt").write_text(f"{elapsed:.1f}\n")
-    assert f"{mac} (" in log and "boot.ipxe -> " in log
+    assert f"{mac} (" in log and ": ipxe -> " in log
     if firmware == "uefi":
         assert "ipxe.efi complete" in log  # OVMF fetched iPXE over netboot's TFTP
     if mode == "proxy":
