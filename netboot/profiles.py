@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from netboot.arch import Arch
+from netboot.fs import PathRefused, resolve
 from netboot.inventory import System
 from netboot.mac import InvalidMac, MacAddress
 from netboot.yamlsource import Located, SourceError, load
@@ -128,16 +129,14 @@ class Profile:
     def data_file(self, path: str) -> Path | None:
         """The regular file ``path`` names inside the data directory, or None (missing or escaping).
 
-        The HTTP server may use this for ``/files/<profile>/<path>``; it follows symlinks and refuses
-        anything whose real path leaves the data directory.
+        Goes through :func:`netboot.fs.resolve`, the one path sandbox the HTTP ``/files`` route uses too.
         """
-        if self.data_dir is None or not _safe_relative(path):
+        if self.data_dir is None:
             return None
-        root = os.path.realpath(self.data_dir)
-        real = os.path.realpath(os.path.join(root, path))
-        if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+        try:
+            return resolve(self.data_dir, path)
+        except PathRefused:
             return None
-        return Path(real)
 
 
 @dataclass(frozen=True, slots=True)
