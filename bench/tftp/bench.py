@@ -62,9 +62,9 @@ class Server:
 
 def cgroup_root() -> Path | None:
     for candidate in (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
-        if (candidate / "cpuacct.usage").exists() or (candidate / "cgroup.procs").exists():
-            if os.access(candidate, os.W_OK):
-                return candidate
+        usable = (candidate / "cpuacct.usage").exists() or (candidate / "cgroup.procs").exists()
+        if usable and os.access(candidate, os.W_OK):
+            return candidate
     return None
 
 
@@ -84,7 +84,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--atftp", default=shutil.which("atftp") or "atftp", help="the one client")
     p.add_argument("--python", default=sys.executable, help="interpreter for netboot")
     p.add_argument("--sizes", default="4,64", help="file sizes in MiB for single-client runs")
-    p.add_argument("--concurrent-sizes", default="4", help="file sizes in MiB for concurrent runs ('' for none)")
+    p.add_argument("--concurrent-sizes", default="4",
+                   help="file sizes in MiB for concurrent runs ('' for none)")
     p.add_argument("--blksizes", default="512,1468,8192")
     p.add_argument("--windows", default="1,4,8")
     p.add_argument("--clients", type=int, default=20, help="simultaneous clients in the concurrent runs")
@@ -336,7 +337,8 @@ def main() -> None:
         os.chmod(path, 0o644)
     (root / "probe").write_bytes(b"x")
     os.chmod(root / "probe", 0o644)
-    cells = [Cell(s, b, w, 1) for s in ints(args.sizes) for b in ints(args.blksizes) for w in ints(args.windows)]
+    cells = [Cell(s, b, w, 1) for s in ints(args.sizes) for b in ints(args.blksizes)
+             for w in ints(args.windows)]
     cells += [Cell(s, b, w, args.clients) for s in ints(args.concurrent_sizes) for b in ints(args.blksizes)
               for w in ints(args.windows)]
     servers = make_servers(args, root, logs)
