@@ -66,15 +66,8 @@ def check_profile(
             profile.kind, rendered.content, file=kind_file, options=profile.validate, timeout=timeout
         )
         problems += [Problem(f"{label}:{p.file}", p.line, p.message, p.severity) for p in found]
-    for boot_kind in BOOT_KINDS:
-        for decision in ("install", "local"):
-            try:
-                script = render_boot_script(boot_kind, decision, profile_set, profile, group, system, facts)
-            except RenderError as exc:
-                problems.append(_render_problem(exc))
-                continue
-            found = validate(boot_kind, script, file=f"{decision}.{boot_kind}", timeout=timeout)
-            problems += [Problem(f"{label}:{p.file}", p.line, p.message, p.severity) for p in found]
+    problems += _check_boot_configs(profile_set, profile, group, system, facts, ("install", "local"), label,
+                                    timeout)
     if group is None:
         problems += _boot_file_problems(profile, facts)
     return problems
@@ -98,6 +91,30 @@ def _boot_file_problems(profile: Profile, facts: ServerFacts) -> list[Problem]:
     return problems
 
 
+def _check_boot_configs(
+    profile_set: ProfileSet,
+    profile: Profile | None,
+    group: Group | None,
+    system: System | None,
+    facts: ServerFacts,
+    decisions: tuple[str, ...],
+    label: str,
+    timeout: float,
+) -> list[Problem]:
+    """Render every boot config kind for each decision and run its checker; ``label`` prefixes the file."""
+    problems: list[Problem] = []
+    for boot_kind in BOOT_KINDS:
+        for decision in decisions:
+            try:
+                script = render_boot_script(boot_kind, decision, profile_set, profile, group, system, facts)
+            except RenderError as exc:
+                problems.append(_render_problem(exc))
+                continue
+            found = validate(boot_kind, script, file=f"{decision}.{boot_kind}", timeout=timeout)
+            problems += [Problem(f"{label}:{p.file}", p.line, p.message, p.severity) for p in found]
+    return problems
+
+
 def check_all(profiles_dir: Path, facts: ServerFacts, *, timeout: float = DEFAULT_TIMEOUT) -> list[Problem]:
     """Every problem in ``profiles_dir``: load errors, render errors, validator findings, missing files."""
     profile_set, errors = load_profiles_collect(profiles_dir)
@@ -108,15 +125,8 @@ def check_all(profiles_dir: Path, facts: ServerFacts, *, timeout: float = DEFAUL
         target = profile_set.get(group.profile)
         if target is not None:
             problems += check_profile(profile_set, target, facts, group=group, timeout=timeout)
-    for boot_kind in BOOT_KINDS:
-        for decision in ("menu", "local"):
-            try:
-                script = render_boot_script(boot_kind, decision, profile_set, None, None, None, facts)
-            except RenderError as exc:
-                problems.append(_render_problem(exc))
-                continue
-            found = validate(boot_kind, script, file=f"{decision}.{boot_kind}", timeout=timeout)
-            problems += [Problem(f"(no profile):{p.file}", p.line, p.message, p.severity) for p in found]
+    problems += _check_boot_configs(profile_set, None, None, None, facts, ("menu", "local"), "(no profile)",
+                                    timeout)
     return problems
 
 
