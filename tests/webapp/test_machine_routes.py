@@ -368,6 +368,13 @@ def test_completion_callback_ends_the_install(runtime: Runtime, client: FlaskCli
     assert after is not None and (after.state, after.token) == (SystemState.INSTALLED, None)
 
 
+def test_a_head_probe_of_the_callback_does_not_end_the_install(runtime: Runtime, client: FlaskClient) -> None:
+    token = register(runtime)
+    assert client.head(f"/done/{MAC}", query_string={"token": token}).status_code == 405
+    system = stored(runtime, MAC)
+    assert system is not None and (system.state, system.token) == (SystemState.INSTALL, token)
+
+
 @pytest.mark.parametrize("how", ["form", "query"])
 def test_completion_callback_by_post(runtime: Runtime, client: FlaskClient, how: str) -> None:
     token = register(runtime)
