@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from netboot.inventory import System
 from netboot.mac import MacAddress
+from netboot.plain import plain
 from netboot.profiles import FileSource, Group, Profile, deep_merge
 from netboot.render import urls
 from netboot.render.errors import RenderError
@@ -94,17 +95,6 @@ class ServerFacts:
 
     def files_url(self, profile: str, path: str) -> str:
         return urls.files_url(self.http_base, profile, path)
-
-
-def plain(value: Any) -> Any:
-    """A deep copy made of dict, list, str, int, float, bool and None only (other scalars become str)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def merge_variables(

@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from netboot.plain import plain
 from netboot.store.schema import metadata
 
 ROLES = ("admin", "viewer")
@@ -462,8 +463,6 @@ class AuditRepo:
     def write(
         self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, *, ok: bool = True
     ) -> None:
-        from netboot.store.events import _json_safe
-
         with self._engine.begin() as conn:
             conn.execute(
                 insert(audit).values(
@@ -471,7 +470,7 @@ class AuditRepo:
                     actor=actor[:128],
                     action=action[:64],
                     target=target,
-                    detail=_json_safe(detail or {}),
+                    detail=plain(detail or {}),
                     ok=ok,
                 )
             )

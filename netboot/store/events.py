@@ -17,6 +17,7 @@ from sqlalchemy import Engine, insert, select
 
 from netboot.events import Event
 from netboot.mac import MacAddress
+from netboot.plain import plain
 from netboot.store.schema import events
 
 log = logging.getLogger("netboot.store")
@@ -32,16 +33,6 @@ class StoredEvent:
     phase: str
     summary: str
     detail: dict[str, Any]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 class EventRepo:
@@ -94,7 +85,7 @@ class EventRepo:
             "client_ip": event.client_ip,
             "phase": event.phase,
             "summary": event.summary,
-            "detail": _json_safe(dict(event.detail)),
+            "detail": plain(dict(event.detail)),
         }
 
     def wait_idle(self, timeout: float = 5.0) -> bool:

@@ -18,6 +18,7 @@ from flask import has_request_context, request
 
 from netboot.inventory import System, SystemState
 from netboot.machines import choose
+from netboot.plain import plain
 from netboot.profiles import Profile, ProfileSet
 from netboot.registration import load_profile_set
 from netboot.render import (
@@ -154,22 +155,12 @@ def _summary(
         description=profile.description,
         parent=profile.parent,
         lineage=tuple(profile.lineage),
-        variables=_plain(profile.variables),
+        variables=plain(profile.variables),
         answer_files=tuple(profile.answer_files),
         installs=profile.installs,
         file=str(profile.file),
         problems=mine + _render_problems(runtime, profiles, profile),
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def profile_summaries(runtime: Runtime) -> tuple[list[ProfileSummary], list[str]]:
