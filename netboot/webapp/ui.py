@@ -539,26 +539,22 @@ def token_create() -> Page:
     owner_name = request.form.get("user", "") or principal.user.name
     owner = store.users.get(owner_name) if admin else principal.user
     listed_for = None if admin else principal.user
-    if owner is None or (not admin and owner_name != principal.user.name):
+    def refused(errors: dict[str, str]) -> Page:
         return render_template(
             "tokens.html",
             tokens=store.tokens.list(listed_for),
             new_secret=None,
             new_token=None,
             users=store.users.list() if admin else [],
-            errors={"user": f"no user {owner_name!r}"},
+            errors=errors,
         ), 400
+
+    if owner is None or (not admin and owner_name != principal.user.name):
+        return refused({"user": f"no user {owner_name!r}"})
     try:
         token, secret = store.tokens.create(owner, request.form.get("name", ""))
     except AccountError as exc:
-        return render_template(
-            "tokens.html",
-            tokens=store.tokens.list(listed_for),
-            new_secret=None,
-            new_token=None,
-            users=store.users.list() if admin else [],
-            errors={exc.field: str(exc)},
-        ), 400
+        return refused({exc.field: str(exc)})
     store.audit.write(actor(), "token-create", f"token {token.id}", {"user": owner.name, "name": token.name})
     return render_template(
         "tokens.html",
