@@ -46,6 +46,26 @@ class Served:
         stop(self.proc)
 
 
+def start_dnsmasq(lab: Lab, workdir: Path, log: Path) -> Netns:
+    """dnsmasq as the network's ordinary DHCP server (.150-.160, no DNS) in its own namespace at .2."""
+    ns = lab.host("dnsmasq", 2)
+    ns.spawn(
+        [
+            "dnsmasq",
+            "-d",
+            "--port=0",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--no-ping",  # answer at once instead of pinging the address for 3 s first
+            f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
+            f"--dhcp-leasefile={workdir}/dnsmasq.leases",
+            "--log-dhcp",
+        ],
+        log=log,
+    )
+    return ns
+
+
 def start_netboot(
     lab: Lab,
     ns: Netns,

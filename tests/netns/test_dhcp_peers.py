@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from netlab import PYTHON, ROOT, Lab, wait_for, wait_for_log
-from served import start_netboot
+from served import start_dnsmasq, start_netboot
 
 pytestmark = pytest.mark.netns
 
@@ -152,22 +152,8 @@ def test_perfdhcp_no_drops_no_address_twice(lab: Lab, tmp_path: Path) -> None:
 def test_proxy_mode_beside_dnsmasq(lab: Lab, tmp_path: Path) -> None:
     """dnsmasq owns the addresses; netboot only adds the boot file, and only for PXE clients."""
     srv = lab.host("srv", 1)
-    dns = lab.host("dnsmasq", 2)
+    start_dnsmasq(lab, tmp_path, tmp_path / "dnsmasq.log")
     cli = lab.host("cli")
-    dns.spawn(
-        [
-            "dnsmasq",
-            "-d",
-            "--port=0",
-            "--interface=eth0",
-            "--bind-interfaces",
-            f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
-            f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
-            "--no-ping",
-            "--log-dhcp",
-        ],
-        log=tmp_path / "dnsmasq.log",
-    )
     served = start_netboot(lab, srv, tmp_path, "--dhcp-mode", "proxy")
     time.sleep(0.5)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from netlab import Lab, wait_for_log
-from served import start_netboot
+from served import start_dnsmasq, start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
 
@@ -26,21 +26,7 @@ def test_firmware_reaches_boot_script(
     assert not missing_firmware(firmware), f"make test installs {missing_firmware(firmware)}"
     srv = lab.host("srv", 1)
     if mode == "proxy":
-        dns = lab.host("dnsmasq", 2)
-        dns.spawn(
-            [
-                "dnsmasq",
-                "-d",
-                "--port=0",
-                "--interface=eth0",
-                "--bind-interfaces",
-                "--no-ping",
-                f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
-                f"--dhcp-leasefile={tmp_path}/dnsmasq.leases",
-                "--log-dhcp",
-            ],
-            log=artifacts / "dnsmasq.log",
-        )
+        start_dnsmasq(lab, tmp_path, artifacts / "dnsmasq.log")
         served = start_netboot(lab, srv, artifacts, "--dhcp-mode", "proxy")
     else:
         served = start_netboot(
