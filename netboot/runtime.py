@@ -78,17 +78,16 @@ class Runtime:
             loaded, errors = load_profiles_collect(self.profiles_dir)
             self._signature = signature
             self.profile_errors = [str(e) for e in errors]
-            if self._profiles is None or not errors:
+            # a broken edit keeps the last good set serving; the first load serves what loaded
+            keep_previous = self._profiles is not None and bool(errors)
+            if not keep_previous:
                 self._profiles = loaded
                 log.info(
                     "profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none"
                 )
+            outcome = "keeping the previous profiles" if keep_previous else "profile skipped"
             for message in self.profile_errors:
-                log.error(
-                    "profile problem (%s): %s",
-                    "keeping the previous profiles" if self._profiles is not loaded else "profile skipped",
-                    message,
-                )
+                log.error("profile problem (%s): %s", outcome, message)
             return self._profiles
 
     @property
