@@ -88,6 +88,7 @@ class Runtime:
             outcome = "keeping the previous profiles" if keep_previous else "profile skipped"
             for message in self.profile_errors:
                 log.error("profile problem (%s): %s", outcome, message)
+            assert self._profiles is not None  # set above unless a previous set is kept
             return self._profiles
 
     @property
