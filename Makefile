@@ -7,7 +7,7 @@ CONFIG ?= $(CURDIR)/netboot.yaml
 
 .PHONY: run test venv deps-run deps-test lint typecheck clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py netboot/servers/_tftp_lockstep.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
@@ -33,3 +33,4 @@ test: deps-test venv lint
 
 clean:
 	rm -rf $(VENV) .data build dist *.egg-info
+	find netboot -name '*.so' -delete

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 what=${1:-test}
-run_pkgs=(ipxe iproute2 debian-installer-12-netboot-amd64)
+# gcc and the Python headers build the lock-step TFTP fast path (netboot/servers/_tftp_lockstep.c)
+run_pkgs=(ipxe iproute2 debian-installer-12-netboot-amd64 python3-venv python3-dev gcc libc6-dev)
 test_pkgs=(
   "${run_pkgs[@]}"
   qemu-system-x86 qemu-utils ipxe-qemu ovmf            # firmware end-to-end tests

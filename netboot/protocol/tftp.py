@@ -458,6 +458,34 @@ class ReadTransfer:
         self._resent, self._dup_ok = True, False
         return self._send_window(now)
 
+    def lockstep_position(self) -> tuple[int, int, int] | None:
+        """``(acked, last, blksize)`` while plain lock-step waits for the ACK of block ``acked + 1``.
+
+        For a transport fast path (``netboot/servers/_tftp_lockstep.c``): in this state an ACK of block
+        ``acked + 1`` from the client, when that is not ``last``, has exactly one correct answer, DATA
+        ``acked + 2``. The fast path may answer such ACKs itself and report them through
+        :meth:`lockstep_acked`; every other datagram must still come to :meth:`receive`. None in any
+        other state (OACK pending, a window, finished).
+        """
+        if self._phase == _SENDING and self._windowsize == 1 and self._next == self._base + 1:
+            return self._base - 1, self._last, self._blksize
+        return None
+
+    def lockstep_acked(self, acked: int, now: float) -> None:
+        """A fast path answered the in-order ACKs up to block ``acked``, each with the next DATA block.
+
+        Leaves the machine exactly where :meth:`_on_ack` would have for the same ACKs: progress made
+        (fresh retries, base timeout), block ``acked + 1`` outstanding, its deadline from ``now``.
+        """
+        position = self.lockstep_position()
+        if position is None or not position[0] < acked < position[1]:
+            raise RuntimeError(f"lock-step fast path reported block {acked} in state {position}")
+        self.acked_blocks = acked
+        self._base, self._next = acked + 1, acked + 2
+        self._resent = False
+        self._progress()
+        self.deadline = now + self._rto
+
     def abort(self, code: ErrorCode | int, message: str) -> list[Send]:
         """End the transfer from the server side (shutdown, internal error) and tell the client why."""
         if self.finished:

@@ -12,6 +12,10 @@ the kernel cut the rest apart; lock-step is one ``sendto`` per block. Files are 
 not ``mmap``: a file truncated under a mapping kills the process with SIGBUS, and this process also
 runs DHCP and HTTP; a short ``pread`` fails one transfer.
 
+Lock-step's happy path (an in-order ACK in, the next DATA block out) runs in C when the optional
+extension ``_tftp_lockstep`` is built (see ``_tftp_lockstep.c`` for why and for its narrow contract):
+the state machine still decides everything else, and the server runs the same protocol without it.
+
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
 :mod:`netboot.fs`, the one path sandbox.
@@ -65,6 +69,11 @@ from netboot.protocol.tftp import (
 )
 
 log = logging.getLogger("netboot.tftp")
+
+try:
+    from netboot.servers import _tftp_lockstep
+except ImportError:  # built without a C compiler: the pure-Python path serves lock-step too
+    _tftp_lockstep = None  # type: ignore[assignment]
 
 #: What a resolver returns: ``size`` plus ``read(offset, length)`` and ``close()``.
 TftpSource: TypeAlias = Source
@@ -131,6 +140,10 @@ class FileSource:
         self._start = offset
         return self._buffer[:length]
 
+    def fileno(self) -> int:
+        """The descriptor, for the lock-step fast path's own ``pread``."""
+        return self._fd
+
     def close(self) -> None:
         self._buffer = memoryview(b"")
         self._file.close()
@@ -189,6 +202,7 @@ class _Active:
     closed: bool = False
     gso: bool = True  # until the kernel refuses UDP GSO on this transfer's path
     eager_pause: int = 0  # wake-ups left before trying eager reads again
+    fast: tuple[bytes, int, int] | None = None  # (client IPv4 packed, port, file fd) for the C fast path
 
 
 _LISTEN, _WAKE = object(), object()
@@ -216,6 +230,7 @@ class TftpServer:
         max_transfers: int = 1024,
         netascii_limit: int = 16 << 20,
         receive_buffer: int = 1 << 20,
+        lockstep_fast_path: bool = True,
     ) -> None:
         self._resolver = resolver
         self._recorder = recorder
@@ -246,6 +261,9 @@ class TftpServer:
         self._seq = itertools.count()
         self._rbuf = bytearray(MAX_REPLY)
         self._rview = memoryview(self._rbuf)
+        #: the C lock-step loop (None: the state machine answers every ACK) and its DATA buffer
+        self._pump = _tftp_lockstep.pump if (lockstep_fast_path and _tftp_lockstep is not None) else None
+        self._sbuf = bytearray(MAX_BLKSIZE + 4 if self._pump else 0)
         self._bad = RateLimited(log)
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -270,7 +288,9 @@ class TftpServer:
             raise RuntimeError("TftpServer is closed")
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
-        log.info("TFTP serving on %s:%d", *self.server_address)
+        log.info("TFTP serving on %s:%d (lock-step: %s)", *self.server_address,
+                 "C fast path" if self._pump else
+                 "pure Python" + ("" if _tftp_lockstep else ", extension _tftp_lockstep not built"))
         try:
             while not self._stop.is_set():
                 self._step()
@@ -413,6 +433,8 @@ class TftpServer:
             return
         transfer = ReadTransfer(request, source, addr, self._limits)
         active = _Active(transfer, sock, source, started=now, wall=time.time())
+        if self._pump and isinstance(source, FileSource) and self._family == socket.AF_INET:
+            active.fast = (socket.inet_aton(addr[0]), int(addr[1]), source.fileno())
         self._active.add(active)
         self._by_client[addr] = active
         self._register(sock.fileno(), active)
@@ -506,6 +528,9 @@ class TftpServer:
         the ACK is not there yet (any real network), eager reads stop for :data:`EAGER_BACKOFF` wake-ups,
         so a remote client costs one failed ``recv`` per 17 windows.
         """
+        if active.fast is not None and (position := active.transfer.lockstep_position()) is not None:
+            self._pump_lockstep(active, position, 1 if active.eager_pause else 1 + EAGER_ROUNDS)
+            return
         if not self._receive_one(active, now):
             return
         if active.eager_pause:
@@ -518,15 +543,49 @@ class TftpServer:
                 active.eager_pause = EAGER_BACKOFF
                 return
 
+    def _pump_lockstep(self, active: _Active, position: tuple[int, int, int], rounds: int) -> None:
+        """Up to ``rounds`` datagrams through the C loop, with the same eager-read policy as
+        :meth:`_on_transfer`; a datagram it leaves (anything but an in-order ACK) goes to the machine."""
+        assert self._pump is not None and active.fast is not None
+        acked, last, blksize = position
+        transfer = active.transfer
+        ip, port, fd = active.fast
+        try:
+            handled, now_acked, other, addr = self._pump(active.sock.fileno(), fd, ip, port, blksize,
+                                                          transfer.size, acked, last, rounds, self._rbuf,
+                                                          self._sbuf)
+            now = time.monotonic()
+            if now_acked != acked:
+                transfer.lockstep_acked(now_acked, now)
+        except Exception:  # a bug, not a client: end this transfer like any internal error
+            log.exception("TFTP lock-step transfer of %s to %s failed",
+                          _printable(transfer.request.filename), transfer.client[0])
+            self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+            self._finish(active, time.monotonic())
+            return
+        if other >= 0 and addr is not None:
+            self._handle(active, self._rview[:other], addr, now)
+            return
+        if active.eager_pause:
+            active.eager_pause -= 1
+        elif 0 < handled < rounds:  # an eager read found nothing: the client is not on this host
+            active.eager_pause = EAGER_BACKOFF
+        self._schedule(active)
+
     def _receive_one(self, active: _Active, now: float) -> bool:
         """Handle one datagram waiting on a transfer's socket; False when there was none."""
+        try:
+            size, addr = active.sock.recvfrom_into(self._rbuf)
+        except OSError:  # EAGAIN (spurious wake-up, or a descriptor number reused this round)
+            return False
+        self._handle(active, self._rview[:size], addr, now)
+        return True
+
+    def _handle(self, active: _Active, datagram: memoryview, addr: Address, now: float) -> None:
+        """One datagram through the state machine; send what it asks, then finish or re-arm its timer."""
         transfer = active.transfer
         try:
-            try:
-                size, addr = active.sock.recvfrom_into(self._rbuf)
-            except OSError:  # EAGAIN (spurious wake-up, or a descriptor number reused this round)
-                return False
-            sends = transfer.receive(self._rview[:size], addr, now)
+            sends = transfer.receive(datagram, addr, now)
             if sends:
                 self._send(active, sends)
         except Exception:
@@ -537,7 +596,6 @@ class TftpServer:
             self._finish(active, now)
         else:
             self._schedule(active)
-        return True
 
     def _send(self, active: _Active, sends: list[Send]) -> None:
         """Send what the transfer asked for; a full socket buffer is loss, which retransmission repairs."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from netboot.events import EventRecorder, MemorySink
+from netboot.servers import tftp as tftp_transport
 from netboot.servers.tftp import RootResolver, TftpResolver, TftpServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tftp"
@@ -90,13 +91,22 @@ class Running:
 ServerFactory = Callable[..., Running]
 
 
-@pytest.fixture
-def start_server(tree: Tree) -> Iterator[ServerFactory]:
-    """Start TftpServers on 127.0.0.1:0 in threads; all are stopped and closed at teardown."""
+@pytest.fixture(params=["lockstep-c", "lockstep-python"])
+def start_server(tree: Tree, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    """Start TftpServers on 127.0.0.1:0 in threads; all are stopped and closed at teardown.
+
+    Every test runs twice: with lock-step's happy path in the C extension, and with the state machine
+    answering every ACK, so both must give the same bytes and the same behaviour on the wire.
+    """
     running: list[Running] = []
+    fast_path = request.param == "lockstep-c"
+    if fast_path and tftp_transport._tftp_lockstep is None:
+        pytest.fail("netboot/servers/_tftp_lockstep.c is not built (pip install -e . needs gcc and "
+                    "the Python headers; make test installs both)")
 
     def start(resolver: TftpResolver | None = None, **kwargs: Any) -> Running:
         sink = MemorySink()
+        kwargs.setdefault("lockstep_fast_path", fast_path)
         kwargs.setdefault("timeout", 0.2)
         kwargs.setdefault("retries", 3)
         server = TftpServer(("127.0.0.1", 0), resolver or RootResolver(tree.root), EventRecorder(sink),

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,60 @@ def test_stranger_gets_error_5_and_transfer_completes(served: Running, tree: Tre
         client.send(Ack(block), tid)
     assert b"".join(chunks) == tree.files["sub/inner.bin"]
     assert wait_for(lambda: served.events() and served.events()[0].detail["outcome"] == "complete")
+
+
+def test_lock_step_acks_take_the_c_path_when_built(start_server: ServerFactory, tree: Tree) -> None:
+    """The C loop really carries a lock-step download (and never a windowed one); off, it is never used."""
+    run = start_server()
+    server: Any = run.server
+    pump = server._pump
+    handled: list[tuple[int, int]] = []  # (ACKs answered in C, datagrams handed back)
+
+    def counting(*args: Any) -> tuple[int, int, int, Any]:
+        result = pump(*args)
+        handled.append((result[1] - args[6], int(result[2] >= 0)))
+        return result  # type: ignore[no-any-return]
+
+    if pump is not None:
+        server._pump = counting
+    with RawClient(run.address) as client:
+        assert client.download("f.bin", {"blksize": "1468", "windowsize": "4"})[0] == tree.files["f.bin"]
+        assert not handled
+        assert client.download("f.bin", {"blksize": "1468"})[0] == tree.files["f.bin"]
+    blocks = len(tree.files["f.bin"]) // 1468 + 1
+    if pump is None:
+        assert not handled
+    else:  # every ACK but the last (which ends the transfer in the state machine) was answered in C
+        assert sum(fast for fast, _ in handled) == blocks - 1
+        assert sum(back for _, back in handled) == 1
+
+
+def test_lock_step_duplicate_ack_sends_nothing_and_lost_data_is_resent(start_server: ServerFactory,
+                                                                       tree: Tree) -> None:
+    """On the wire, whichever path answers the ACKs: no sorcerer's apprentice, and the retransmission
+    timer still knows which block is outstanding after a run of in-order ACKs."""
+    run = start_server(timeout=0.3, max_timeout=0.3)
+    payload = tree.files["f.bin"]
+    with RawClient(run.address) as client:
+        client.send(ReadRequest("f.bin"))
+        packet, tid = client.recv()
+        for block in range(1, 6):
+            client.send(Ack(block), tid)
+            packet, _ = client.recv()
+            assert packet == Data(block + 1, payload[block * 512 : (block + 1) * 512])
+        client.send(Ack(5), tid)  # a duplicate of the previous ACK
+        client.sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            client.recv()  # no second copy of block 6 before the timer
+        client.sock.settimeout(2.0)
+        assert client.recv()[0] == Data(6, payload[5 * 512 : 6 * 512])  # the timer's retransmission
+        client.send(Ack(6), tid)
+        assert client.recv()[0] == Data(7, payload[6 * 512 : 7 * 512])
+        client.send(Error(0, "enough"), tid)
+    assert wait_for(lambda: bool(run.events()))
+    event = run.events()[0]
+    assert event.detail["outcome"] == "aborted" and event.detail["bytes"] == 6 * 512
+    assert event.detail["retransmits"] == 1
 
 
 def test_retransmitted_request_does_not_start_a_second_transfer(served: Running) -> None:

@@ -435,3 +435,70 @@ def test_lock_step_sends_single_datagrams() -> None:
     t = machine(DATA)
     (send,) = t.start(0.0)
     assert send[2] == 0 and datagrams(send) == [send[0]]
+
+
+# ------------------------------------------------------------------------ the lock-step fast path
+
+
+def _state(t: ReadTransfer) -> tuple[object, ...]:
+    return (t.acked_blocks, t.deadline, t.finished, t.lockstep_position(), t.bytes_acked, t.retransmits)
+
+
+def _rest_in_lock_step(t: ReadTransfer) -> list[bytes]:
+    """ACK the outstanding block until the transfer completes; the DATA payloads it sent on the way."""
+    got = []
+    while not t.finished:
+        for packet in packets(t.receive(ack(t.acked_blocks + 1), CLIENT, 10.0)):
+            assert isinstance(packet, Data)
+            got.append(packet.payload)
+    assert t.outcome is Outcome.COMPLETE
+    return got
+
+
+@pytest.mark.parametrize("options", [{}, {"blksize": "1468"}, {"tsize": "0", "blksize": "8"}])
+@pytest.mark.parametrize("acked", [1, 2, 5])
+def test_lockstep_acked_leaves_the_machine_where_the_acks_would(options: dict[str, str], acked: int) -> None:
+    """What the C fast path reports must be indistinguishable from the same ACKs fed to receive()."""
+    data = {"1468": DATA * 3, "8": DATA[:2000]}.get(options.get("blksize", ""), DATA)
+    by_acks, reported = machine(data, **options), machine(data, **options)
+    for t in (by_acks, reported):
+        if options:
+            t.start(0.0)
+            t.receive(ack(0), CLIENT, 0.5)
+        else:
+            t.start(0.5)
+    assert by_acks.lockstep_position() == (0, by_acks._last, by_acks._blksize)  # type: ignore[attr-defined]
+    on_timeout = by_acks.on_timeout(by_acks.deadline or 0)  # a retry first: progress must reset it
+    reported.on_timeout(reported.deadline or 0)
+    assert blocks(on_timeout) == [1]
+    for block in range(1, acked + 1):
+        assert blocks(by_acks.receive(ack(block), CLIENT, 2.0)) == [block + 1]
+    reported.lockstep_acked(acked, 2.0)
+    assert _state(by_acks) == _state(reported)
+    # ... and the two go on identically: a retransmission, a duplicate, the rest of the file.
+    assert by_acks.on_timeout(by_acks.deadline or 0) == reported.on_timeout(reported.deadline or 0)
+    assert by_acks.receive(ack(acked), CLIENT, 9.0) == reported.receive(ack(acked), CLIENT, 9.0) == []
+    assert _rest_in_lock_step(by_acks) == _rest_in_lock_step(reported)
+
+
+def test_lockstep_position_only_in_plain_lock_step() -> None:
+    windowed = machine(DATA, windowsize="4")
+    windowed.start(0.0)
+    assert windowed.lockstep_position() is None  # OACK pending
+    windowed.receive(ack(0), CLIENT, 0.1)
+    assert windowed.lockstep_position() is None  # a window is in flight
+    plain = machine(DATA)
+    assert plain.lockstep_position() is None  # not started
+    plain.start(0.0)
+    assert plain.lockstep_position() == (0, 11, 512)
+    _rest_in_lock_step(plain)
+    assert plain.lockstep_position() is None
+
+
+@pytest.mark.parametrize("acked", [0, 11, 12])
+def test_lockstep_acked_refuses_what_the_fast_path_may_not_do(acked: int) -> None:
+    """Nothing before the outstanding block, and never the last block (its ACK finishes the transfer)."""
+    t = machine(DATA)
+    t.start(0.0)
+    with pytest.raises(RuntimeError):
+        t.lockstep_acked(acked, 1.0)

@@ -1,0 +1,17 @@
+"""Type stub for the C fast path in _tftp_lockstep.c (read that file for the contract)."""
+
+from typing_extensions import Buffer
+
+def pump(
+    sock_fd: int,
+    file_fd: int,
+    client_ip: bytes,
+    client_port: int,
+    blksize: int,
+    size: int,
+    acked: int,
+    last: int,
+    rounds: int,
+    rbuf: Buffer,
+    sbuf: Buffer,
+) -> tuple[int, int, int, tuple[str, int] | None]: ...
