@@ -27,7 +27,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from netboot import registration
 from netboot.inventory import SystemState
 from netboot.registration import FieldError, NotFound
-from netboot.store.accounts import ROLES, AccountError
+from netboot.store.accounts import ROLES, AccountError, ApiToken
 from netboot.webapp import preview, runtime_of
 from netboot.webapp.api import event_json, search_systems
 from netboot.webapp.auth import (
@@ -512,21 +512,27 @@ def account() -> Page:
     return redirect(url_for("ui.account"))
 
 
-@ui.get("/tokens")
-def tokens() -> Page:
+def _tokens_page(errors: dict[str, str] | None = None, new_secret: str | None = None,
+                 new_token: ApiToken | None = None) -> str:
+    """The tokens page as the signed-in user may see it: an admin sees every token and user, others
+    their own tokens; optionally with form errors or the secret of a token just created (shown once)."""
     store = _runtime().store
     principal = current_principal()
     assert principal is not None
     admin = principal.has("admin")
-    listed = store.tokens.list(None if admin else principal.user)
     return render_template(
         "tokens.html",
-        tokens=listed,
+        tokens=store.tokens.list(None if admin else principal.user),
         users=store.users.list() if admin else [],
-        new_secret=None,
-        new_token=None,
-        errors={},
+        new_secret=new_secret,
+        new_token=new_token,
+        errors=errors or {},
     )
+
+
+@ui.get("/tokens")
+def tokens() -> Page:
+    return _tokens_page()
 
 
 @ui.post("/tokens")
@@ -538,32 +544,14 @@ def token_create() -> Page:
     admin = principal.has("admin")
     owner_name = request.form.get("user", "") or principal.user.name
     owner = store.users.get(owner_name) if admin else principal.user
-    listed_for = None if admin else principal.user
-    def refused(errors: dict[str, str]) -> Page:
-        return render_template(
-            "tokens.html",
-            tokens=store.tokens.list(listed_for),
-            new_secret=None,
-            new_token=None,
-            users=store.users.list() if admin else [],
-            errors=errors,
-        ), 400
-
     if owner is None or (not admin and owner_name != principal.user.name):
-        return refused({"user": f"no user {owner_name!r}"})
+        return _tokens_page({"user": f"no user {owner_name!r}"}), 400
     try:
         token, secret = store.tokens.create(owner, request.form.get("name", ""))
     except AccountError as exc:
-        return refused({exc.field: str(exc)})
+        return _tokens_page({exc.field: str(exc)}), 400
     store.audit.write(actor(), "token-create", f"token {token.id}", {"user": owner.name, "name": token.name})
-    return render_template(
-        "tokens.html",
-        tokens=store.tokens.list(listed_for),
-        new_secret=secret,
-        new_token=token,
-        users=store.users.list() if admin else [],
-        errors={},
-    )
+    return _tokens_page(new_secret=secret, new_token=token)
 
 
 @ui.post("/tokens/<int:token_id>/revoke")
