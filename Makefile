@@ -7,7 +7,7 @@ CONFIG ?= $(CURDIR)/netboot.yaml
 
 .PHONY: run test venv deps-run deps-test lint typecheck clean
 
-$(VENV)/.installed: pyproject.toml setup.py netboot/servers/_tftp_lockstep.c
+$(VENV)/.installed: pyproject.toml setup.py netboot/servers/_tftp_fast.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 what=${1:-test}
-# gcc and the Python headers build the lock-step TFTP fast path (netboot/servers/_tftp_lockstep.c)
+# gcc and the Python headers build the TFTP download fast path (netboot/servers/_tftp_fast.c)
 run_pkgs=(ipxe iproute2 debian-installer-12-netboot-amd64 python3-venv python3-dev gcc libc6-dev)
 test_pkgs=(
   "${run_pkgs[@]}"

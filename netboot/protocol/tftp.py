@@ -458,31 +458,39 @@ class ReadTransfer:
         self._resent, self._dup_ok = True, False
         return self._send_window(now)
 
-    def lockstep_position(self) -> tuple[int, int, int] | None:
-        """``(acked, last, blksize)`` while plain lock-step waits for the ACK of block ``acked + 1``.
+    def fast_path_position(self) -> tuple[int, int, int, int] | None:
+        """``(sent, last, blksize, windowsize)`` while DATA flows and block ``sent`` was the last one sent.
 
-        For a transport fast path (``netboot/servers/_tftp_lockstep.c``): in this state an ACK of block
-        ``acked + 1`` from the client, when that is not ``last``, has exactly one correct answer, DATA
-        ``acked + 2``. The fast path may answer such ACKs itself and report them through
-        :meth:`lockstep_acked`; every other datagram must still come to :meth:`receive`. None in any
-        other state (OACK pending, a window, finished).
+        For a transport fast path (``netboot/servers/_tftp_fast.c``): in this state an ACK of block
+        ``sent`` from the client, when that is not ``last``, has exactly one correct answer, the next
+        window (blocks ``sent + 1`` up to ``sent + windowsize``, never past ``last``; one block in
+        lock-step). The fast path may answer such ACKs itself and report them through
+        :meth:`fast_path_acked`; every other datagram must still come to :meth:`receive`. None in any
+        other state (not started, OACK pending, finished).
         """
-        if self._phase == _SENDING and self._windowsize == 1 and self._next == self._base + 1:
-            return self._base - 1, self._last, self._blksize
+        if self._phase == _SENDING and self._next > self._base:
+            return self._next - 1, self._last, self._blksize, self._windowsize
         return None
 
-    def lockstep_acked(self, acked: int, now: float) -> None:
-        """A fast path answered the in-order ACKs up to block ``acked``, each with the next DATA block.
+    def fast_path_acked(self, acked: int, now: float) -> None:
+        """A fast path answered ACKs of whole windows, the last of them for block ``acked``.
 
         Leaves the machine exactly where :meth:`_on_ack` would have for the same ACKs: progress made
-        (fresh retries, base timeout), block ``acked + 1`` outstanding, its deadline from ``now``.
+        (fresh retries, base timeout), the window after ``acked`` outstanding with its deadline from
+        ``now``, and a duplicate of this ACK honoured once (RFC 7440) unless only one window was
+        answered and it was a retransmission.
         """
-        position = self.lockstep_position()
-        if position is None or not position[0] < acked < position[1]:
-            raise RuntimeError(f"lock-step fast path reported block {acked} in state {position}")
-        self.acked_blocks = acked
-        self._base, self._next = acked + 1, acked + 2
+        position = self.fast_path_position()
+        if position is None:
+            raise RuntimeError(f"fast path reported block {acked} while no DATA was outstanding")
+        sent, last, _, windowsize = position
+        if not sent <= acked < last or (acked - sent) % windowsize:
+            raise RuntimeError(f"fast path reported block {acked} in state {position}")
+        self._dup_ok = windowsize > 1 and (acked > sent or not self._resent)
         self._resent = False
+        self.acked_blocks = acked
+        self._base = acked + 1
+        self._next = min(acked + 1 + windowsize, last + 1)
         self._progress()
         self.deadline = now + self._rto
 

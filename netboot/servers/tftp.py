@@ -12,9 +12,10 @@ the kernel cut the rest apart; lock-step is one ``sendto`` per block. Files are 
 not ``mmap``: a file truncated under a mapping kills the process with SIGBUS, and this process also
 runs DHCP and HTTP; a short ``pread`` fails one transfer.
 
-Lock-step's happy path (an in-order ACK in, the next DATA block out) runs in C when the optional
-extension ``_tftp_lockstep`` is built (see ``_tftp_lockstep.c`` for why and for its narrow contract):
-the state machine still decides everything else, and the server runs the same protocol without it.
+A download's happy path (the ACK of the last block sent in, the next window or lock-step block out)
+runs in C when the optional extension ``_tftp_fast`` is built (see ``_tftp_fast.c`` for why and for its
+narrow contract): the state machine still decides everything else, and the server runs the same
+protocol without it.
 
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
@@ -71,9 +72,9 @@ from netboot.protocol.tftp import (
 log = logging.getLogger("netboot.tftp")
 
 try:
-    from netboot.servers import _tftp_lockstep
-except ImportError:  # built without a C compiler: the pure-Python path serves lock-step too
-    _tftp_lockstep = None  # type: ignore[assignment]
+    from netboot.servers import _tftp_fast
+except ImportError:  # built without a C compiler: the state machine answers every ACK
+    _tftp_fast = None  # type: ignore[assignment]
 
 #: What a resolver returns: ``size`` plus ``read(offset, length)`` and ``close()``.
 TftpSource: TypeAlias = Source
@@ -101,6 +102,8 @@ MAX_REPLY = 1024
 EAGER_ROUNDS, EAGER_BACKOFF = 8, 16
 #: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
 READAHEAD = 32 << 10
+#: largest window (windowsize x blksize) the C fast path reads at once: its one buffer per server
+FAST_WINDOW_BYTES = 4 << 20
 
 
 class FileNotFound(Exception):
@@ -230,7 +233,7 @@ class TftpServer:
         max_transfers: int = 1024,
         netascii_limit: int = 16 << 20,
         receive_buffer: int = 1 << 20,
-        lockstep_fast_path: bool = True,
+        fast_path: bool = True,
     ) -> None:
         self._resolver = resolver
         self._recorder = recorder
@@ -261,9 +264,10 @@ class TftpServer:
         self._seq = itertools.count()
         self._rbuf = bytearray(MAX_REPLY)
         self._rview = memoryview(self._rbuf)
-        #: the C lock-step loop (None: the state machine answers every ACK) and its DATA buffer
-        self._pump = _tftp_lockstep.pump if (lockstep_fast_path and _tftp_lockstep is not None) else None
-        self._sbuf = bytearray(MAX_BLKSIZE + 4 if self._pump else 0)
+        #: the C happy-path loop (None: the state machine answers every ACK) and its window buffer,
+        #: grown to the largest window a fast transfer negotiated
+        self._pump = _tftp_fast.pump if (fast_path and _tftp_fast is not None) else None
+        self._sbuf = bytearray(0)
         self._bad = RateLimited(log)
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -288,9 +292,9 @@ class TftpServer:
             raise RuntimeError("TftpServer is closed")
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
-        log.info("TFTP serving on %s:%d (lock-step: %s)", *self.server_address,
+        log.info("TFTP serving on %s:%d (ACK to DATA: %s)", *self.server_address,
                  "C fast path" if self._pump else
-                 "pure Python" + ("" if _tftp_lockstep else ", extension _tftp_lockstep not built"))
+                 "pure Python" + ("" if _tftp_fast else ", extension _tftp_fast not built"))
         try:
             while not self._stop.is_set():
                 self._step()
@@ -433,8 +437,12 @@ class TftpServer:
             return
         transfer = ReadTransfer(request, source, addr, self._limits)
         active = _Active(transfer, sock, source, started=now, wall=time.time())
-        if self._pump and isinstance(source, FileSource) and self._family == socket.AF_INET:
+        window = transfer.negotiation.windowsize * transfer.negotiation.blksize
+        if (self._pump and isinstance(source, FileSource) and self._family == socket.AF_INET
+                and window <= FAST_WINDOW_BYTES):
             active.fast = (socket.inet_aton(addr[0]), int(addr[1]), source.fileno())
+            if len(self._sbuf) < window + 4:
+                self._sbuf = bytearray(window + 4)
         self._active.add(active)
         self._by_client[addr] = active
         self._register(sock.fileno(), active)
@@ -526,51 +534,60 @@ class TftpServer:
         A client on the same host (the QEMU lab, containers) usually has its ACK queued by the time our
         ``sendto`` returns, so reading it straight away saves an epoll round per window. The first time
         the ACK is not there yet (any real network), eager reads stop for :data:`EAGER_BACKOFF` wake-ups,
-        so a remote client costs one failed ``recv`` per 17 windows.
+        so a remote client costs one failed ``recv`` per 17 windows. Datagrams go through the C loop
+        whenever the state machine is in its happy path, and through the state machine otherwise; one
+        wake-up may switch between the two (the ACK of the OACK, then the windows that follow).
         """
-        if active.fast is not None and (position := active.transfer.lockstep_position()) is not None:
-            self._pump_lockstep(active, position, 1 if active.eager_pause else 1 + EAGER_ROUNDS)
-            return
-        if not self._receive_one(active, now):
-            return
+        budget = 1 if active.eager_pause else 1 + EAGER_ROUNDS
+        consumed = 0
+        dry = False
+        while budget > 0 and not active.closed:
+            position = active.transfer.fast_path_position() if active.fast is not None else None
+            if position is not None:
+                got, dry = self._pump_fast(active, position, budget, now)
+            else:
+                got = int(self._receive_one(active, now))
+                dry = not got
+            consumed += got
+            budget -= got
+            if dry:
+                break
+            now = time.monotonic()
         if active.eager_pause:
             active.eager_pause -= 1
-            return
-        for _ in range(EAGER_ROUNDS):
-            if active.closed:
-                return
-            if not self._receive_one(active, time.monotonic()):
-                active.eager_pause = EAGER_BACKOFF
-                return
+        elif dry and consumed:  # an eager read found nothing: the client is not on this host
+            active.eager_pause = EAGER_BACKOFF
 
-    def _pump_lockstep(self, active: _Active, position: tuple[int, int, int], rounds: int) -> None:
-        """Up to ``rounds`` datagrams through the C loop, with the same eager-read policy as
-        :meth:`_on_transfer`; a datagram it leaves (anything but an in-order ACK) goes to the machine."""
+    def _pump_fast(self, active: _Active, position: tuple[int, int, int, int], rounds: int,
+                   now: float) -> tuple[int, bool]:
+        """Up to ``rounds`` datagrams through the C loop; a datagram it leaves (anything but the expected
+        ACK) goes to the state machine. Returns the datagrams consumed and whether the socket ran dry."""
         assert self._pump is not None and active.fast is not None
-        acked, last, blksize = position
+        sent, last, blksize, windowsize = position
         transfer = active.transfer
         ip, port, fd = active.fast
+        gso = active.gso
         try:
-            handled, now_acked, other, addr = self._pump(active.sock.fileno(), fd, ip, port, blksize,
-                                                          transfer.size, acked, last, rounds, self._rbuf,
-                                                          self._sbuf)
-            now = time.monotonic()
-            if now_acked != acked:
-                transfer.lockstep_acked(now_acked, now)
+            handled, acked, other, addr, active.gso = self._pump(
+                active.sock.fileno(), fd, ip, port, blksize, windowsize, transfer.size, sent, last, rounds,
+                active.gso, self._rbuf, self._sbuf)
+            if gso and not active.gso:
+                log.debug("TFTP: no UDP GSO towards %s (refused by the kernel); sending datagram by "
+                          "datagram", transfer.client[0])
+            if acked >= 0:
+                now = time.monotonic()
+                transfer.fast_path_acked(acked, now)
         except Exception:  # a bug, not a client: end this transfer like any internal error
-            log.exception("TFTP lock-step transfer of %s to %s failed",
+            log.exception("TFTP fast-path transfer of %s to %s failed",
                           _printable(transfer.request.filename), transfer.client[0])
             self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
             self._finish(active, time.monotonic())
-            return
+            return 1, True
         if other >= 0 and addr is not None:
             self._handle(active, self._rview[:other], addr, now)
-            return
-        if active.eager_pause:
-            active.eager_pause -= 1
-        elif 0 < handled < rounds:  # an eager read found nothing: the client is not on this host
-            active.eager_pause = EAGER_BACKOFF
+            return handled, False
         self._schedule(active)
+        return handled, handled < rounds
 
     def _receive_one(self, active: _Active, now: float) -> bool:
         """Handle one datagram waiting on a transfer's socket; False when there was none."""

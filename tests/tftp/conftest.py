@@ -91,22 +91,22 @@ class Running:
 ServerFactory = Callable[..., Running]
 
 
-@pytest.fixture(params=["lockstep-c", "lockstep-python"])
+@pytest.fixture(params=["fast-c", "python"])
 def start_server(tree: Tree, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
     """Start TftpServers on 127.0.0.1:0 in threads; all are stopped and closed at teardown.
 
-    Every test runs twice: with lock-step's happy path in the C extension, and with the state machine
+    Every test runs twice: with the download happy path in the C extension, and with the state machine
     answering every ACK, so both must give the same bytes and the same behaviour on the wire.
     """
     running: list[Running] = []
-    fast_path = request.param == "lockstep-c"
-    if fast_path and tftp_transport._tftp_lockstep is None:
-        pytest.fail("netboot/servers/_tftp_lockstep.c is not built (pip install -e . needs gcc and "
+    fast_path = request.param == "fast-c"
+    if fast_path and tftp_transport._tftp_fast is None:
+        pytest.fail("netboot/servers/_tftp_fast.c is not built (pip install -e . needs gcc and "
                     "the Python headers; make test installs both)")
 
     def start(resolver: TftpResolver | None = None, **kwargs: Any) -> Running:
         sink = MemorySink()
-        kwargs.setdefault("lockstep_fast_path", fast_path)
+        kwargs.setdefault("fast_path", fast_path)
         kwargs.setdefault("timeout", 0.2)
         kwargs.setdefault("retries", 3)
         server = TftpServer(("127.0.0.1", 0), resolver or RootResolver(tree.root), EventRecorder(sink),

@@ -132,29 +132,31 @@ def test_stranger_gets_error_5_and_transfer_completes(served: Running, tree: Tre
     assert wait_for(lambda: served.events() and served.events()[0].detail["outcome"] == "complete")
 
 
-def test_lock_step_acks_take_the_c_path_when_built(start_server: ServerFactory, tree: Tree) -> None:
-    """The C loop really carries a lock-step download (and never a windowed one); off, it is never used."""
+@pytest.mark.parametrize("windowsize", [1, 4, 7])
+def test_acks_take_the_c_path_when_built(start_server: ServerFactory, tree: Tree, windowsize: int) -> None:
+    """The C loop really carries a download, lock-step or windowed, from the second window to the last;
+    off, it is never used."""
     run = start_server()
     server: Any = run.server
     pump = server._pump
     handled: list[tuple[int, int]] = []  # (ACKs answered in C, datagrams handed back)
 
-    def counting(*args: Any) -> tuple[int, int, int, Any]:
+    def counting(*args: Any) -> tuple[int, int, int, Any, bool]:
         result = pump(*args)
-        handled.append((result[1] - args[6], int(result[2] >= 0)))
+        sent, window, acked = args[7], args[5], result[1]
+        handled.append(((acked - sent) // window + 1 if acked >= 0 else 0, int(result[2] >= 0)))
         return result  # type: ignore[no-any-return]
 
     if pump is not None:
         server._pump = counting
     with RawClient(run.address) as client:
-        assert client.download("f.bin", {"blksize": "1468", "windowsize": "4"})[0] == tree.files["f.bin"]
-        assert not handled
-        assert client.download("f.bin", {"blksize": "1468"})[0] == tree.files["f.bin"]
-    blocks = len(tree.files["f.bin"]) // 1468 + 1
+        data, accepted, _ = client.download("f.bin", {"blksize": "1468", "windowsize": str(windowsize)})
+    assert data == tree.files["f.bin"] and accepted["windowsize"] == str(windowsize)
+    windows = -(-(len(tree.files["f.bin"]) // 1468 + 1) // windowsize)
     if pump is None:
         assert not handled
-    else:  # every ACK but the last (which ends the transfer in the state machine) was answered in C
-        assert sum(fast for fast, _ in handled) == blocks - 1
+    else:  # every window's ACK but the first (OACK) and the last (ends the transfer in the state machine)
+        assert sum(fast for fast, _ in handled) == windows - 1
         assert sum(back for _, back in handled) == 1
 
 
@@ -358,20 +360,48 @@ def test_ipv6_loopback(tree: Tree) -> None:
             thread.join(5)
 
 
+SO_NO_CHECK = 11  # <asm-generic/socket.h>: no UDP checksums, which the kernel's UDP GSO refuses (EINVAL)
+
+
+def _kernel_refuses_gso() -> bool:
+    """Whether a UDP socket with SO_NO_CHECK really gets EINVAL for a UDP_SEGMENT send on loopback."""
+    from netboot.servers.tftp import SOL_UDP, UDP_SEGMENT
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sink.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        try:
+            sock.sendmsg([b"x" * 3000], [(SOL_UDP, UDP_SEGMENT, (1000).to_bytes(2, "little"))], 0,
+                           sink.getsockname())
+        except OSError:
+            return True
+        return False
+
+
 def test_windows_fall_back_to_plain_sends_when_gso_is_refused(start_server: ServerFactory, tree: Tree,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Old kernels and NICs without checksum offload refuse UDP_SEGMENT: the transfer must not notice."""
-    import errno
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Old kernels and NICs without checksum offload refuse UDP_SEGMENT: the transfer must not notice.
 
-    def refuse(self: socket.socket, *args: object) -> int:
-        raise OSError(errno.EIO, "no GSO here")
+    The refusal is the kernel's own: transfer sockets get SO_NO_CHECK, for which Linux answers a GSO
+    send with EINVAL, so the C path and the Python path both meet it for real."""
+    if not _kernel_refuses_gso():
+        pytest.fail("this kernel sends UDP GSO without checksums; the fallback would go untested")
+    plain = TftpServer._transfer_socket
 
-    monkeypatch.setattr(socket.socket, "sendmsg", refuse)
+    def unchecked(self: TftpServer, local: str | None) -> socket.socket:
+        sock = plain(self, local)
+        sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        return sock
+
+    monkeypatch.setattr(TftpServer, "_transfer_socket", unchecked)
     run = start_server()
-    with RawClient(run.address) as client:
+    with caplog.at_level(logging.DEBUG, logger="netboot.tftp"), RawClient(run.address) as client:
         data, accepted, _ = client.download("f.bin", {"blksize": "1468", "windowsize": "8"})
     assert accepted == {"blksize": "1468", "windowsize": "8"}
     assert data == tree.files["f.bin"]
+    assert sum("no UDP GSO towards 127.0.0.1" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_file_truncated_mid_transfer_fails_that_transfer_only(start_server: ServerFactory,

@@ -437,29 +437,44 @@ def test_lock_step_sends_single_datagrams() -> None:
     assert send[2] == 0 and datagrams(send) == [send[0]]
 
 
-# ------------------------------------------------------------------------ the lock-step fast path
+# ------------------------------------------------------------------------------- the C fast path
 
 
 def _state(t: ReadTransfer) -> tuple[object, ...]:
-    return (t.acked_blocks, t.deadline, t.finished, t.lockstep_position(), t.bytes_acked, t.retransmits)
+    return (t.acked_blocks, t.deadline, t.finished, t.fast_path_position(), t.bytes_acked, t.retransmits,
+            t._dup_ok, t._resent)
 
 
-def _rest_in_lock_step(t: ReadTransfer) -> list[bytes]:
-    """ACK the outstanding block until the transfer completes; the DATA payloads it sent on the way."""
+def _rest_by_windows(t: ReadTransfer) -> list[bytes]:
+    """ACK the last block sent until the transfer completes; the DATA payloads it sent on the way."""
     got = []
     while not t.finished:
-        for packet in packets(t.receive(ack(t.acked_blocks + 1), CLIENT, 10.0)):
+        position = t.fast_path_position()
+        assert position is not None
+        for packet in packets(t.receive(ack(position[0]), CLIENT, 10.0)):
             assert isinstance(packet, Data)
             got.append(packet.payload)
     assert t.outcome is Outcome.COMPLETE
     return got
 
 
-@pytest.mark.parametrize("options", [{}, {"blksize": "1468"}, {"tsize": "0", "blksize": "8"}])
-@pytest.mark.parametrize("acked", [1, 2, 5])
-def test_lockstep_acked_leaves_the_machine_where_the_acks_would(options: dict[str, str], acked: int) -> None:
-    """What the C fast path reports must be indistinguishable from the same ACKs fed to receive()."""
-    data = {"1468": DATA * 3, "8": DATA[:2000]}.get(options.get("blksize", ""), DATA)
+FAST_CASES = {
+    "lock-step": ({}, DATA),
+    "lock-step-1468": ({"blksize": "1468"}, DATA * 3),
+    "lock-step-8": ({"tsize": "0", "blksize": "8"}, DATA[:2000]),
+    "window-4": ({"windowsize": "4"}, DATA * 3),
+    "window-3-blksize-8": ({"windowsize": "3", "blksize": "8"}, DATA[:2000]),
+}
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
+@pytest.mark.parametrize("windows", [1, 2, 5])
+@pytest.mark.parametrize("retransmitted", [False, True], ids=["fresh", "after-timeout"])
+def test_fast_path_acked_leaves_the_machine_where_the_acks_would(case: str, windows: int,
+                                                                  retransmitted: bool) -> None:
+    """What the C fast path reports must be indistinguishable from the same ACKs fed to receive(),
+    including whether a duplicate of the last ACK is honoured after a retransmitted window."""
+    options, data = FAST_CASES[case]
     by_acks, reported = machine(data, **options), machine(data, **options)
     for t in (by_acks, reported):
         if options:
@@ -467,38 +482,49 @@ def test_lockstep_acked_leaves_the_machine_where_the_acks_would(options: dict[st
             t.receive(ack(0), CLIENT, 0.5)
         else:
             t.start(0.5)
-    assert by_acks.lockstep_position() == (0, by_acks._last, by_acks._blksize)  # type: ignore[attr-defined]
-    on_timeout = by_acks.on_timeout(by_acks.deadline or 0)  # a retry first: progress must reset it
-    reported.on_timeout(reported.deadline or 0)
-    assert blocks(on_timeout) == [1]
-    for block in range(1, acked + 1):
-        assert blocks(by_acks.receive(ack(block), CLIENT, 2.0)) == [block + 1]
-    reported.lockstep_acked(acked, 2.0)
+        if retransmitted:
+            assert t.on_timeout(t.deadline or 0)
+    position = by_acks.fast_path_position()
+    assert position is not None and position == reported.fast_path_position()
+    sent, last, _, windowsize = position
+    for _ in range(windows):
+        position = by_acks.fast_path_position()
+        assert position is not None
+        window = list(range(position[0] + 1, min(position[0] + windowsize, last) + 1))
+        assert blocks(by_acks.receive(ack(position[0]), CLIENT, 2.0)) == [n & 0xFFFF for n in window]
+    reported.fast_path_acked(sent + (windows - 1) * windowsize, 2.0)
     assert _state(by_acks) == _state(reported)
-    # ... and the two go on identically: a retransmission, a duplicate, the rest of the file.
+    # ... and the two go on identically: a duplicate ACK, a retransmission, the rest of the file.
+    acked = by_acks.acked_blocks
+    assert by_acks.receive(ack(acked), CLIENT, 3.0) == reported.receive(ack(acked), CLIENT, 3.0)
     assert by_acks.on_timeout(by_acks.deadline or 0) == reported.on_timeout(reported.deadline or 0)
-    assert by_acks.receive(ack(acked), CLIENT, 9.0) == reported.receive(ack(acked), CLIENT, 9.0) == []
-    assert _rest_in_lock_step(by_acks) == _rest_in_lock_step(reported)
+    assert _rest_by_windows(by_acks) == _rest_by_windows(reported)
 
 
-def test_lockstep_position_only_in_plain_lock_step() -> None:
+def test_fast_path_position_while_data_flows() -> None:
     windowed = machine(DATA, windowsize="4")
     windowed.start(0.0)
-    assert windowed.lockstep_position() is None  # OACK pending
+    assert windowed.fast_path_position() is None  # OACK pending
     windowed.receive(ack(0), CLIENT, 0.1)
-    assert windowed.lockstep_position() is None  # a window is in flight
+    assert windowed.fast_path_position() == (4, 11, 512, 4)
+    windowed.receive(ack(2), CLIENT, 0.2)  # a gap: the window is resent from block 3
+    assert windowed.fast_path_position() == (6, 11, 512, 4)
     plain = machine(DATA)
-    assert plain.lockstep_position() is None  # not started
+    assert plain.fast_path_position() is None  # not started
     plain.start(0.0)
-    assert plain.lockstep_position() == (0, 11, 512)
-    _rest_in_lock_step(plain)
-    assert plain.lockstep_position() is None
+    assert plain.fast_path_position() == (1, 11, 512, 1)
+    _rest_by_windows(plain)
+    assert plain.fast_path_position() is None
 
 
-@pytest.mark.parametrize("acked", [0, 11, 12])
-def test_lockstep_acked_refuses_what_the_fast_path_may_not_do(acked: int) -> None:
-    """Nothing before the outstanding block, and never the last block (its ACK finishes the transfer)."""
-    t = machine(DATA)
+@pytest.mark.parametrize("acked", [2, 3, 5, 11, 12])
+def test_fast_path_acked_refuses_what_the_fast_path_may_not_do(acked: int) -> None:
+    """Nothing before the last block sent, nothing inside a window, and never the last block (its ACK
+    finishes the transfer)."""
+    t = machine(DATA, windowsize="4")
     t.start(0.0)
     with pytest.raises(RuntimeError):
-        t.lockstep_acked(acked, 1.0)
+        t.fast_path_acked(4, 0.1)  # OACK still pending
+    t.receive(ack(0), CLIENT, 0.1)
+    with pytest.raises(RuntimeError):
+        t.fast_path_acked(acked, 1.0)

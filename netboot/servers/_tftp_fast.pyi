@@ -1,4 +1,4 @@
-"""Type stub for the C fast path in _tftp_lockstep.c (read that file for the contract)."""
+"""Type stub for the C fast path in _tftp_fast.c (read that file for the contract)."""
 
 from typing_extensions import Buffer
 
@@ -8,10 +8,12 @@ def pump(
     client_ip: bytes,
     client_port: int,
     blksize: int,
+    windowsize: int,
     size: int,
-    acked: int,
+    sent: int,
     last: int,
     rounds: int,
+    gso: bool,
     rbuf: Buffer,
     sbuf: Buffer,
-) -> tuple[int, int, int, tuple[str, int] | None]: ...
+) -> tuple[int, int, int, tuple[str, int] | None, bool]: ...
