@@ -70,7 +70,8 @@ as_long_long(PyObject *obj, long long *out, const char *what)
     return 0;
 }
 
-/* Errors that mean "no GSO on this path" (old kernel, no checksum offload, segment over the MTU). */
+/* Errors that mean "no GSO on this path" (old kernel, no checksum offload, segment over the MTU); the
+ * same set as tftp.py's _GSO_REFUSED, exported as GSO_REFUSED below. */
 static int
 gso_refused(int err)
 {
@@ -300,8 +301,22 @@ static struct PyModuleDef module = {
     NULL,
 };
 
+/* The constants this loop shares with netboot/servers/tftp.py, exported so a test can hold the two to the
+ * same values. */
 PyMODINIT_FUNC
 PyInit__tftp_fast(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    PyObject *refused = Py_BuildValue("(iiiii)", EINVAL, EIO, EOPNOTSUPP, ENOPROTOOPT, EMSGSIZE);
+    if (PyModule_AddIntConstant(m, "UDP_SEGMENT", UDP_SEGMENT) < 0 ||
+        PyModule_AddIntConstant(m, "GSO_MAX_SEGMENTS", GSO_MAX_SEGMENTS) < 0 ||
+        PyModule_AddIntConstant(m, "GSO_MAX_BYTES", GSO_MAX_BYTES) < 0 || refused == NULL ||
+        PyModule_AddObject(m, "GSO_REFUSED", refused) < 0) {
+        Py_XDECREF(refused);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -2,6 +2,11 @@
 
 from typing_extensions import Buffer
 
+UDP_SEGMENT: int
+GSO_MAX_SEGMENTS: int
+GSO_MAX_BYTES: int
+GSO_REFUSED: tuple[int, ...]
+
 def pump(
     sock_fd: int,
     file_fd: int,

@@ -144,7 +144,7 @@ class FileSource:
         return self._buffer[:length]
 
     def fileno(self) -> int:
-        """The descriptor, for the lock-step fast path's own ``pread``."""
+        """The descriptor, for the C fast path's own ``pread`` of whole windows."""
         return self._fd
 
     def close(self) -> None:
@@ -550,7 +550,7 @@ class TftpServer:
                 dry = not got
             consumed += got
             budget -= got
-            if dry:
+            if dry or not budget:
                 break
             now = time.monotonic()
         if active.eager_pause:
@@ -577,10 +577,8 @@ class TftpServer:
             if acked >= 0:
                 now = time.monotonic()
                 transfer.fast_path_acked(acked, now)
-        except Exception:  # a bug, not a client: end this transfer like any internal error
-            log.exception("TFTP fast-path transfer of %s to %s failed",
-                          _printable(transfer.request.filename), transfer.client[0])
-            self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+        except Exception:
+            self._internal_error(active, "fast-path transfer")
             self._finish(active, time.monotonic())
             return 1, True
         if other >= 0 and addr is not None:
@@ -600,16 +598,24 @@ class TftpServer:
 
     def _handle(self, active: _Active, datagram: memoryview, addr: Address, now: float) -> None:
         """One datagram through the state machine; send what it asks, then finish or re-arm its timer."""
-        transfer = active.transfer
         try:
-            sends = transfer.receive(datagram, addr, now)
+            sends = active.transfer.receive(datagram, addr, now)
             if sends:
                 self._send(active, sends)
         except Exception:
-            log.exception("TFTP transfer of %s to %s failed", _printable(transfer.request.filename),
-                          transfer.client[0])
-            self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
-        if transfer.finished:
+            self._internal_error(active, "transfer")
+        self._settle(active, now)
+
+    def _internal_error(self, active: _Active, what: str) -> None:
+        """A bug, not a client: log it with its traceback and end the transfer with ERROR 0."""
+        transfer = active.transfer
+        log.exception("TFTP %s of %s to %s failed", what, _printable(transfer.request.filename),
+                      transfer.client[0])
+        self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
+
+    def _settle(self, active: _Active, now: float) -> None:
+        """After the state machine ran: close a finished transfer, or re-arm its timer."""
+        if active.transfer.finished:
             self._finish(active, now)
         else:
             self._schedule(active)
@@ -679,16 +685,11 @@ class TftpServer:
             if active.closed or when != active.scheduled:
                 continue  # stale entry
             active.scheduled = None
-            transfer = active.transfer
             try:
-                self._send(active, transfer.on_timeout(now))
+                self._send(active, active.transfer.on_timeout(now))
             except Exception:
-                log.exception("TFTP retransmission to %s failed", transfer.client[0])
-                self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
-            if transfer.finished:
-                self._finish(active, now)
-            else:
-                self._schedule(active)
+                self._internal_error(active, "retransmission")
+            self._settle(active, now)
 
     def _abort_all(self, message: str) -> None:
         now = time.monotonic()

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -91,6 +92,14 @@ class Running:
 ServerFactory = Callable[..., Running]
 
 
+def fast_extension() -> ModuleType:
+    """The built C fast path; a test that needs it fails (never skips) when it was not built."""
+    if tftp_transport._tftp_fast is None:
+        pytest.fail("netboot/servers/_tftp_fast.c is not built (pip install -e . needs gcc and "
+                    "the Python headers; make test installs both)")
+    return tftp_transport._tftp_fast
+
+
 @pytest.fixture(params=["fast-c", "python"])
 def start_server(tree: Tree, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
     """Start TftpServers on 127.0.0.1:0 in threads; all are stopped and closed at teardown.
@@ -100,9 +109,8 @@ def start_server(tree: Tree, request: pytest.FixtureRequest) -> Iterator[ServerF
     """
     running: list[Running] = []
     fast_path = request.param == "fast-c"
-    if fast_path and tftp_transport._tftp_fast is None:
-        pytest.fail("netboot/servers/_tftp_fast.c is not built (pip install -e . needs gcc and "
-                    "the Python headers; make test installs both)")
+    if fast_path:
+        fast_extension()
 
     def start(resolver: TftpResolver | None = None, **kwargs: Any) -> Running:
         sink = MemorySink()

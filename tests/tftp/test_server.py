@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from netboot.events import EventRecorder, MemorySink
 from netboot.protocol.tftp import Ack, Data, Error, OptionAck, ReadRequest, WriteRequest
 from netboot.servers.tftp import AccessDenied, ChainResolver, RootResolver, TftpServer
 from tests.tftp.client import RawClient, download_many
-from tests.tftp.conftest import FIXTURES, Running, ServerFactory, Tree, wait_for
+from tests.tftp.conftest import FIXTURES, Running, ServerFactory, Tree, fast_extension, wait_for
 
 
 def test_plain_download_and_its_event(served: Running, tree: Tree) -> None:
@@ -130,6 +131,16 @@ def test_stranger_gets_error_5_and_transfer_completes(served: Running, tree: Tre
         client.send(Ack(block), tid)
     assert b"".join(chunks) == tree.files["sub/inner.bin"]
     assert wait_for(lambda: served.events() and served.events()[0].detail["outcome"] == "complete")
+
+
+def test_c_path_and_python_sender_share_their_gso_limits() -> None:
+    """The C loop and _send_gso batch and fall back by the same numbers (one is the other's fallback)."""
+    from netboot.servers import tftp as transport
+
+    fast = fast_extension()
+    assert (fast.UDP_SEGMENT, fast.GSO_MAX_SEGMENTS, fast.GSO_MAX_BYTES) == (
+        transport.UDP_SEGMENT, transport.GSO_MAX_SEGMENTS, transport.GSO_MAX_BYTES)
+    assert set(fast.GSO_REFUSED) == transport._GSO_REFUSED
 
 
 @pytest.mark.parametrize("windowsize", [1, 4, 7])
@@ -372,7 +383,7 @@ def _kernel_refuses_gso() -> bool:
         sink.bind(("127.0.0.1", 0))
         sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
         try:
-            sock.sendmsg([b"x" * 3000], [(SOL_UDP, UDP_SEGMENT, (1000).to_bytes(2, "little"))], 0,
+            sock.sendmsg([b"x" * 3000], [(SOL_UDP, UDP_SEGMENT, (1000).to_bytes(2, sys.byteorder))], 0,
                            sink.getsockname())
         except OSError:
             return True
