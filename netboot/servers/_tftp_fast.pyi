@@ -1,24 +1,21 @@
 """Type stub for the C fast path in _tftp_fast.c (read that file for the contract)."""
 
-from typing_extensions import Buffer
-
 UDP_SEGMENT: int
 GSO_MAX_SEGMENTS: int
 GSO_MAX_BYTES: int
 GSO_REFUSED: tuple[int, ...]
 
-def pump(
-    sock_fd: int,
-    file_fd: int,
-    client_ip: bytes,
-    client_port: int,
-    blksize: int,
-    windowsize: int,
-    size: int,
-    sent: int,
-    last: int,
-    rounds: int,
-    gso: bool,
-    rbuf: Buffer,
-    sbuf: Buffer,
-) -> tuple[int, int, int, tuple[str, int] | None, bool]: ...
+class FastSet:
+    answered: int
+    handed_back: int
+    def __init__(self, reply_size: int, eager_rounds: int, eager_backoff: int) -> None: ...
+    def fileno(self) -> int: ...
+    def add(self, sock_fd: int, file_fd: int, client_ip: bytes, client_port: int, size: int,
+            window_bytes: int) -> None: ...
+    def arm(self, sock_fd: int, sent: int, last: int, blksize: int, windowsize: int, gso: bool) -> None: ...
+    def disarm(self, sock_fd: int) -> None: ...
+    def take(self, sock_fd: int) -> tuple[int, float, bool]: ...
+    def remove(self, fd: int) -> None: ...
+    def wait(self, timeout: float) -> tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]: ...
+    def watch(self, fd: int) -> None: ...
+    def close(self) -> None: ...

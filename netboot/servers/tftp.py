@@ -13,9 +13,10 @@ not ``mmap``: a file truncated under a mapping kills the process with SIGBUS, an
 runs DHCP and HTTP; a short ``pread`` fails one transfer.
 
 A download's happy path (the ACK of the last block sent in, the next window or lock-step block out)
-runs in C when the optional extension ``_tftp_fast`` is built (see ``_tftp_fast.c`` for why and for its
-narrow contract): the state machine still decides everything else, and the server runs the same
-protocol without it.
+runs in C when the optional extension ``_tftp_fast`` is built: its ``FastSet`` is then what the loop
+waits in, and the interpreter wakes only for requests, the datagrams the C loop hands back and
+retransmission deadlines (see ``_tftp_fast.c`` for why and for its narrow contract). The state machine
+still decides everything else, and the server runs the same protocol without it.
 
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
@@ -43,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from netboot.events import Event, EventRecorder
 from netboot.fs import PathNotFound, PathRefused, normalise, open_file
@@ -205,10 +206,40 @@ class _Active:
     closed: bool = False
     gso: bool = True  # until the kernel refuses UDP GSO on this transfer's path
     eager_pause: int = 0  # wake-ups left before trying eager reads again
-    fast: tuple[bytes, int, int] | None = None  # (client IPv4 packed, port, file fd) for the C fast path
+    fast: bool = False  # its socket waits in the C fast path's set (TftpServer._fast), not in the epoll
 
 
 _LISTEN, _WAKE = object(), object()
+#: what the loop's wait hands back: readable watched descriptors, and datagrams the C set did not answer
+_Woken: TypeAlias = tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]
+
+
+class _Poller(Protocol):
+    """What the loop waits with: ``_tftp_fast.FastSet`` when built, else :class:`_EpollPoller`."""
+
+    def watch(self, fd: int) -> None: ...
+    def remove(self, fd: int) -> None: ...
+    def wait(self, timeout: float) -> _Woken: ...
+    def close(self) -> None: ...
+
+
+class _EpollPoller:
+    """The pure-Python loop's wait: every transfer socket is watched, every datagram goes to Python."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+
+    def watch(self, fd: int) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+
+    def wait(self, timeout: float) -> _Woken:
+        return [fd for fd, _ in self._epoll.poll(timeout)], []
+
+    def close(self) -> None:
+        self._epoll.close()
 
 
 class TftpServer:
@@ -250,7 +281,11 @@ class TftpServer:
         self._bind_host = bind[0]
         self._wildcard = bind[0] in ("", "0.0.0.0", "::")
         self._listen = self._open_listener(bind, receive_buffer)
-        self._epoll = select.epoll()
+        #: the C happy path's set (None: the state machine answers every ACK); when built, it is also
+        #: what the loop waits in, so a download's ACKs are answered without waking the interpreter
+        self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF)
+                      if fast_path and _tftp_fast is not None else None)
+        self._poller: _Poller = self._fast if self._fast is not None else _EpollPoller()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -264,10 +299,6 @@ class TftpServer:
         self._seq = itertools.count()
         self._rbuf = bytearray(MAX_REPLY)
         self._rview = memoryview(self._rbuf)
-        #: the C happy-path loop (None: the state machine answers every ACK) and its window buffer,
-        #: grown to the largest window a fast transfer negotiated
-        self._pump = _tftp_fast.pump if (fast_path and _tftp_fast is not None) else None
-        self._sbuf = bytearray(0)
         self._bad = RateLimited(log)
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -293,7 +324,7 @@ class TftpServer:
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
         log.info("TFTP serving on %s:%d (ACK to DATA: %s)", *self.server_address,
-                 "C fast path" if self._pump else
+                 "C fast path" if self._fast else
                  "pure Python" + ("" if _tftp_fast else ", extension _tftp_fast not built"))
         try:
             while not self._stop.is_set():
@@ -317,7 +348,7 @@ class TftpServer:
         self.shutdown()
         self._abort_all("server shutting down")
         self._closed = True
-        self._epoll.close()
+        self._poller.close()
         for sock in (self._listen, self._wake_r, self._wake_w):
             sock.close()
 
@@ -330,10 +361,17 @@ class TftpServer:
     # -------------------------------------------------------------------------------- loop
 
     def _step(self) -> None:
-        """One epoll round (level-triggered). A ready transfer gets one datagram, plus eager reads while its
-        client keeps answering at once (see :meth:`_on_transfer`); timers run after every round."""
+        """One wait (level-triggered): datagrams the C set handed back first (their sockets are still
+        open; a new transfer could reuse a closed one's number), then ready sockets (a transfer gets one
+        datagram, plus eager reads while its client keeps answering at once, see :meth:`_on_transfer`),
+        then timers."""
+        ready, handed_back = self._poller.wait(self._poll_timeout(time.monotonic()))
         handlers = self._handlers
-        for fd, _ in self._epoll.poll(self._poll_timeout(time.monotonic())):
+        for fd, datagram, addr in handed_back:
+            active = handlers.get(fd)
+            if isinstance(active, _Active):
+                self._handle(active, memoryview(datagram), addr, time.monotonic())
+        for fd in ready:
             handler = handlers.get(fd)
             if isinstance(handler, _Active):
                 self._on_transfer(handler, time.monotonic())
@@ -350,7 +388,7 @@ class TftpServer:
 
     def _register(self, fd: int, handler: object) -> None:
         self._handlers[fd] = handler
-        self._epoll.register(fd, select.EPOLLIN)
+        self._poller.watch(fd)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # full (a wake-up is already pending) or closed
@@ -438,16 +476,22 @@ class TftpServer:
         transfer = ReadTransfer(request, source, addr, self._limits)
         active = _Active(transfer, sock, source, started=now, wall=time.time())
         window = transfer.negotiation.windowsize * transfer.negotiation.blksize
-        if (self._pump and isinstance(source, FileSource) and self._family == socket.AF_INET
+        if (self._fast is not None and isinstance(source, FileSource) and self._family == socket.AF_INET
                 and window <= FAST_WINDOW_BYTES):
-            active.fast = (socket.inet_aton(addr[0]), int(addr[1]), source.fileno())
-            if len(self._sbuf) < window + 4:
-                self._sbuf = bytearray(window + 4)
+            try:
+                self._fast.add(sock.fileno(), source.fileno(), socket.inet_aton(addr[0]), int(addr[1]),
+                               transfer.size, window)
+                active.fast = True
+            except OSError as exc:  # the kernel would not add it to the C set: Python serves it
+                log.warning("TFTP C fast path refused the transfer to %s: %s", addr[0], exc)
+        if active.fast:
+            self._handlers[sock.fileno()] = active
+        else:
+            self._register(sock.fileno(), active)
         self._active.add(active)
         self._by_client[addr] = active
-        self._register(sock.fileno(), active)
         self._send(active, transfer.start(now))
-        self._schedule(active)
+        self._settle(active, now)
 
     def _is_retransmitted_request(self, request: ReadRequest, addr: Address, now: float) -> bool:
         """Same client port, same request, and that transfer has not moved yet: the client is retrying.
@@ -534,58 +578,20 @@ class TftpServer:
         A client on the same host (the QEMU lab, containers) usually has its ACK queued by the time our
         ``sendto`` returns, so reading it straight away saves an epoll round per window. The first time
         the ACK is not there yet (any real network), eager reads stop for :data:`EAGER_BACKOFF` wake-ups,
-        so a remote client costs one failed ``recv`` per 17 windows. Datagrams go through the C loop
-        whenever the state machine is in its happy path, and through the state machine otherwise; one
-        wake-up may switch between the two (the ACK of the OACK, then the windows that follow).
+        so a remote client costs one failed ``recv`` per 17 windows. (The C set does the same for its
+        transfers.)
         """
         budget = 1 if active.eager_pause else 1 + EAGER_ROUNDS
         consumed = 0
-        dry = False
-        while budget > 0 and not active.closed:
-            position = active.transfer.fast_path_position() if active.fast is not None else None
-            if position is not None:
-                got, dry = self._pump_fast(active, position, budget, now)
-            else:
-                got = int(self._receive_one(active, now))
-                dry = not got
-            consumed += got
-            budget -= got
-            if dry or not budget:
+        while consumed < budget and not active.closed:
+            if not self._receive_one(active, now):
                 break
+            consumed += 1
             now = time.monotonic()
         if active.eager_pause:
             active.eager_pause -= 1
-        elif dry and consumed:  # an eager read found nothing: the client is not on this host
+        elif 0 < consumed < budget:  # an eager read found nothing: the client is not on this host
             active.eager_pause = EAGER_BACKOFF
-
-    def _pump_fast(self, active: _Active, position: tuple[int, int, int, int], rounds: int,
-                   now: float) -> tuple[int, bool]:
-        """Up to ``rounds`` datagrams through the C loop; a datagram it leaves (anything but the expected
-        ACK) goes to the state machine. Returns the datagrams consumed and whether the socket ran dry."""
-        assert self._pump is not None and active.fast is not None
-        sent, last, blksize, windowsize = position
-        transfer = active.transfer
-        ip, port, fd = active.fast
-        gso = active.gso
-        try:
-            handled, acked, other, addr, active.gso = self._pump(
-                active.sock.fileno(), fd, ip, port, blksize, windowsize, transfer.size, sent, last, rounds,
-                active.gso, self._rbuf, self._sbuf)
-            if gso and not active.gso:
-                log.debug("TFTP: no UDP GSO towards %s (refused by the kernel); sending datagram by "
-                          "datagram", transfer.client[0])
-            if acked >= 0:
-                now = time.monotonic()
-                transfer.fast_path_acked(acked, now)
-        except Exception:
-            self._internal_error(active, "fast-path transfer")
-            self._finish(active, time.monotonic())
-            return 1, True
-        if other >= 0 and addr is not None:
-            self._handle(active, self._rview[:other], addr, now)
-            return handled, False
-        self._schedule(active)
-        return handled, handled < rounds
 
     def _receive_one(self, active: _Active, now: float) -> bool:
         """Handle one datagram waiting on a transfer's socket; False when there was none."""
@@ -599,6 +605,8 @@ class TftpServer:
     def _handle(self, active: _Active, datagram: memoryview, addr: Address, now: float) -> None:
         """One datagram through the state machine; send what it asks, then finish or re-arm its timer."""
         try:
+            if active.fast:
+                self._sync(active)
             sends = active.transfer.receive(datagram, addr, now)
             if sends:
                 self._send(active, sends)
@@ -614,11 +622,36 @@ class TftpServer:
         self._send(active, transfer.abort(ErrorCode.NOT_DEFINED, "internal error"))
 
     def _settle(self, active: _Active, now: float) -> None:
-        """After the state machine ran: close a finished transfer, or re-arm its timer."""
-        if active.transfer.finished:
+        """After the state machine ran: close a finished transfer, or re-arm its timer (and tell the C set
+        whether the next ACK is its to answer)."""
+        transfer = active.transfer
+        if transfer.finished:
             self._finish(active, now)
-        else:
-            self._schedule(active)
+            return
+        self._schedule(active)
+        if active.fast:
+            assert self._fast is not None
+            position = transfer.fast_path_position()
+            try:
+                if position is None:
+                    self._fast.disarm(active.sock.fileno())
+                else:
+                    self._fast.arm(active.sock.fileno(), *position, active.gso)
+            except Exception:
+                self._internal_error(active, "fast-path hand-over")
+                self._finish(active, now)
+
+    def _sync(self, active: _Active) -> None:
+        """Tell the state machine about the ACKs the C set answered since it last looked; every path into
+        a fast transfer's state machine (datagram, timer, shutdown) starts here."""
+        assert self._fast is not None
+        gso = active.gso
+        acked, progress, active.gso = self._fast.take(active.sock.fileno())
+        if gso and not active.gso:
+            log.debug("TFTP: no UDP GSO towards %s (refused by the kernel); sending datagram by datagram",
+                      active.transfer.client[0])
+        if acked >= 0:
+            active.transfer.fast_path_acked(acked, progress)
 
     def _send(self, active: _Active, sends: list[Send]) -> None:
         """Send what the transfer asked for; a full socket buffer is loss, which retransmission repairs."""
@@ -686,6 +719,12 @@ class TftpServer:
                 continue  # stale entry
             active.scheduled = None
             try:
+                if active.fast:  # the C set may have moved the deadline since this entry was pushed
+                    self._sync(active)
+                    deadline = active.transfer.deadline
+                    if deadline is not None and deadline > now:
+                        self._schedule(active)
+                        continue
                 self._send(active, active.transfer.on_timeout(now))
             except Exception:
                 self._internal_error(active, "retransmission")
@@ -694,6 +733,12 @@ class TftpServer:
     def _abort_all(self, message: str) -> None:
         now = time.monotonic()
         for active in list(self._active):
+            if active.fast:
+                try:
+                    self._sync(active)  # so the event counts the bytes the C set moved
+                except Exception:
+                    log.exception("TFTP transfer to %s: fast-path state lost at shutdown",
+                                  active.transfer.client[0])
             self._send(active, active.transfer.abort(ErrorCode.NOT_DEFINED, message))
             self._finish(active, now)
 
@@ -707,8 +752,8 @@ class TftpServer:
             del self._by_client[transfer.client]
         fd = active.sock.fileno()
         self._handlers.pop(fd, None)
-        with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(fd)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self._poller.remove(fd)
         active.sock.close()
         active.source.close()
         self._report(transfer.client, transfer.request.filename, transfer.outcome or Outcome.FAILED,

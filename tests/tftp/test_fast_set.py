@@ -1,0 +1,168 @@
+"""The C set (``_tftp_fast.FastSet``) on its own, with real sockets on loopback: what it answers, what it
+hands back, what it reports, and what it refuses. The transport tests run the same set under the server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netboot.protocol.tftp import Ack, Data, Error, decode, encode
+from tests.tftp.conftest import fast_extension
+
+REPLY = 1024
+
+
+@pytest.fixture
+def fast_set() -> Iterator[Any]:
+    fast = fast_extension().FastSet(REPLY, 8, 16)
+    yield fast
+    fast.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(server's transfer socket, client socket), both on 127.0.0.1."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(2.0)
+    yield server, client
+    server.close()
+    client.close()
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Iterator[tuple[bytes, int]]:
+    """A 10-block (512) file that is not a block multiple, and its open descriptor."""
+    data = os.urandom(9 * 512 + 100)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    yield data, fd
+    os.close(fd)
+
+
+def _add(fast: Any, server: socket.socket, client: socket.socket, fd: int, size: int, window: int) -> None:
+    ip, port = client.getsockname()
+    fast.add(server.fileno(), fd, socket.inet_aton(ip), port, size, window)
+
+
+def _wait_for_work(fast: Any) -> tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ready, back = fast.wait(0.5)
+        if ready or back:
+            return ready, back
+    raise AssertionError("the set never reported work")
+
+
+def test_watched_descriptor_is_reported_and_left_unread(fast_set: Any,
+                                                        pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = pair
+    fast_set.watch(server.fileno())
+    client.sendto(b"hello", server.getsockname())
+    assert _wait_for_work(fast_set) == ([server.fileno()], [])
+    assert server.recvfrom(64) == (b"hello", client.getsockname())  # still there for Python
+    fast_set.remove(server.fileno())
+
+
+def test_wait_returns_empty_at_its_timeout_not_before(fast_set: Any,
+                                                      pair: tuple[socket.socket, socket.socket]) -> None:
+    fast_set.watch(pair[0].fileno())
+    started = time.monotonic()
+    assert fast_set.wait(0.05) == ([], [])
+    assert time.monotonic() - started >= 0.05
+
+
+def test_unarmed_transfer_hands_every_datagram_back(fast_set: Any, pair: tuple[socket.socket, socket.socket],
+                                                    payload: tuple[bytes, int]) -> None:
+    server, client = pair
+    data, fd = payload
+    _add(fast_set, server, client, fd, len(data), 512)
+    client.sendto(encode(Ack(0)), server.getsockname())  # the OACK's ACK: the state machine's
+    ready, back = _wait_for_work(fast_set)
+    assert ready == [] and back == [(server.fileno(), encode(Ack(0)), client.getsockname())]
+    assert (fast_set.answered, fast_set.handed_back) == (0, 1)
+    assert fast_set.take(server.fileno())[0] == -1
+
+
+@pytest.mark.parametrize("windowsize", [1, 4])
+def test_armed_transfer_answers_the_expected_ack_with_the_next_window(
+        fast_set: Any, pair: tuple[socket.socket, socket.socket], payload: tuple[bytes, int],
+        windowsize: int) -> None:
+    server, client = pair
+    data, fd = payload
+    _add(fast_set, server, client, fd, len(data), 512 * windowsize)
+    fast_set.arm(server.fileno(), 1, 10, 512, windowsize, True)  # block 1 was sent; 10 blocks in all
+    before = time.monotonic()
+    client.sendto(encode(Ack(1)), server.getsockname())
+    deadline = time.monotonic() + 5
+    while fast_set.answered == 0 and time.monotonic() < deadline:
+        assert fast_set.wait(0.05) == ([], [])  # answered in C: nothing for Python
+    for block in range(2, 2 + windowsize):
+        packet, sender = client.recvfrom(1024)
+        assert sender == server.getsockname()
+        assert decode(packet) == Data(block, data[(block - 1) * 512 : block * 512])
+    acked, progress, gso = fast_set.take(server.fileno())
+    assert acked == 1 and before <= progress <= time.monotonic() and gso is True
+    assert fast_set.take(server.fileno())[0] == -1  # reported once
+
+
+def test_stranger_and_wrong_block_are_handed_back_unanswered(
+        fast_set: Any, pair: tuple[socket.socket, socket.socket], payload: tuple[bytes, int]) -> None:
+    server, client = pair
+    data, fd = payload
+    _add(fast_set, server, client, fd, len(data), 512)
+    fast_set.arm(server.fileno(), 3, 10, 512, 1, True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.sendto(encode(Ack(3)), server.getsockname())
+        assert _wait_for_work(fast_set)[1] == [(server.fileno(), encode(Ack(3)), stranger.getsockname())]
+    for wrong in (encode(Ack(2)), encode(Error(0, "stop")), b"\x00\x04"):
+        client.sendto(wrong, server.getsockname())
+        assert _wait_for_work(fast_set)[1] == [(server.fileno(), wrong, client.getsockname())]
+    assert fast_set.answered == 0 and fast_set.take(server.fileno())[0] == -1
+
+
+def test_ack_of_the_last_block_is_the_state_machines(fast_set: Any, pair: tuple[socket.socket, socket.socket],
+                                                     payload: tuple[bytes, int]) -> None:
+    server, client = pair
+    data, fd = payload
+    _add(fast_set, server, client, fd, len(data), 512)
+    fast_set.arm(server.fileno(), 10, 10, 512, 1, True)
+    client.sendto(encode(Ack(10)), server.getsockname())
+    assert _wait_for_work(fast_set)[1] == [(server.fileno(), encode(Ack(10)), client.getsockname())]
+
+
+def test_misuse_is_refused(fast_set: Any, pair: tuple[socket.socket, socket.socket],
+                           payload: tuple[bytes, int]) -> None:
+    server, client = pair
+    data, fd = payload
+    _add(fast_set, server, client, fd, len(data), 512)
+    with pytest.raises(KeyError):
+        _add(fast_set, server, client, fd, len(data), 512)  # twice
+    with pytest.raises(KeyError):
+        fast_set.take(client.fileno())  # never added
+    with pytest.raises(ValueError):
+        fast_set.arm(server.fileno(), 1, 10, 512, 2, True)  # a window larger than any added
+    fast_set.arm(server.fileno(), 1, 10, 512, 1, True)
+    client.sendto(encode(Ack(1)), server.getsockname())
+    deadline = time.monotonic() + 5
+    while fast_set.answered == 0 and time.monotonic() < deadline:
+        fast_set.wait(0.05)
+    with pytest.raises(RuntimeError):
+        fast_set.arm(server.fileno(), 2, 10, 512, 1, True)  # the answered ACK was never taken
+    fast_set.remove(server.fileno())
+    fast_set.watch(server.fileno())
+    with pytest.raises(ValueError):
+        fast_set.arm(server.fileno(), 1, 10, 512, 1, True)  # watched, not a transfer
+    fast_set.close()
+    with pytest.raises(ValueError):
+        fast_set.wait(0)
