@@ -206,7 +206,7 @@ class _Active:
     closed: bool = False
     gso: bool = True  # until the kernel refuses UDP GSO on this transfer's path
     eager_pause: int = 0  # wake-ups left before trying eager reads again
-    fast: bool = False  # its socket waits in the C fast path's set (TftpServer._fast), not in the epoll
+    fast: bool = False  # a transfer of the C set (TftpServer._fast): it answers the happy path itself
 
 
 _LISTEN, _WAKE = object(), object()
