@@ -63,6 +63,13 @@ def _wait_for_work(fast: Any) -> tuple[list[int], list[tuple[int, bytes, tuple[s
     raise AssertionError("the set never reported work")
 
 
+def _serve_until_answered(fast: Any) -> None:
+    """Drive wait() until the set has answered an ACK itself; none of those waits has work for Python."""
+    deadline = time.monotonic() + 5
+    while fast.answered == 0 and time.monotonic() < deadline:
+        assert fast.wait(0.05) == ([], [])
+
+
 def test_watched_descriptor_is_reported_and_left_unread(fast_set: Any,
                                                         pair: tuple[socket.socket, socket.socket]) -> None:
     server, client = pair
@@ -103,9 +110,7 @@ def test_armed_transfer_answers_the_expected_ack_with_the_next_window(
     fast_set.arm(server.fileno(), 1, 10, 512, windowsize, True)  # block 1 was sent; 10 blocks in all
     before = time.monotonic()
     client.sendto(encode(Ack(1)), server.getsockname())
-    deadline = time.monotonic() + 5
-    while fast_set.answered == 0 and time.monotonic() < deadline:
-        assert fast_set.wait(0.05) == ([], [])  # answered in C: nothing for Python
+    _serve_until_answered(fast_set)
     for block in range(2, 2 + windowsize):
         packet, sender = client.recvfrom(1024)
         assert sender == server.getsockname()
@@ -154,9 +159,7 @@ def test_misuse_is_refused(fast_set: Any, pair: tuple[socket.socket, socket.sock
         fast_set.arm(server.fileno(), 1, 10, 512, 2, True)  # a window larger than any added
     fast_set.arm(server.fileno(), 1, 10, 512, 1, True)
     client.sendto(encode(Ack(1)), server.getsockname())
-    deadline = time.monotonic() + 5
-    while fast_set.answered == 0 and time.monotonic() < deadline:
-        fast_set.wait(0.05)
+    _serve_until_answered(fast_set)
     with pytest.raises(RuntimeError):
         fast_set.arm(server.fileno(), 2, 10, 512, 1, True)  # the answered ACK was never taken
     fast_set.remove(server.fileno())
