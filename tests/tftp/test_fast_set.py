@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,70 @@ def test_armed_transfer_answers_the_expected_ack_with_the_next_window(
     acked, progress, gso = fast_set.take(server.fileno())
     assert acked == 1 and before <= progress <= time.monotonic() and gso is True
     assert fast_set.take(server.fileno())[0] == -1  # reported once
+    assert (fast_set.spins_caught, fast_set.spins_missed) == (0, 0)  # spin=0 (the default): never
+
+
+def _lock_step_blocks(payload: bytes) -> int:
+    return len(payload) // 512 + 1
+
+
+def test_spin_catches_a_client_that_answers_at_once(pair: tuple[socket.socket, socket.socket],
+                                                    payload: tuple[bytes, int]) -> None:
+    """A client on this host ACKs each block as it lands: the loop, polling for up to 10 ms after each
+    answer instead of sleeping, finds those ACKs awake, and the download is still byte for byte."""
+    server, client = pair
+    data, fd = payload
+    last = _lock_step_blocks(data)
+    fast = fast_extension().FastSet(REPLY, 8, 0, 0.01)  # backoff 0: every answer spins, even after a miss
+    received: list[bytes] = []
+
+    def client_loop() -> None:
+        for block in range(2, last + 1):
+            packet, _ = client.recvfrom(1024)
+            received.append(packet)
+            client.sendto(encode(Ack(block)), server.getsockname())
+
+    _add(fast, server, client, fd, len(data), 512)
+    fast.arm(server.fileno(), 1, last, 512, 1, True)
+    thread = threading.Thread(target=client_loop)
+    thread.start()
+    try:
+        client.sendto(encode(Ack(1)), server.getsockname())
+        ready, back = _wait_for_work(fast)  # returns with the last block's ACK, the state machine's
+        assert ready == [] and back == [(server.fileno(), encode(Ack(last)), client.getsockname())]
+    finally:
+        thread.join(5)
+        fast.close()
+    assert [decode(packet) for packet in received] == [
+        Data(block, data[(block - 1) * 512 : block * 512]) for block in range(2, last + 1)]
+    assert fast.answered == last - 1
+    assert fast.spins_caught >= 1 and fast.spins_caught + fast.spins_missed <= last - 1
+
+
+def test_spin_that_finds_nothing_pauses_spinning(pair: tuple[socket.socket, socket.socket],
+                                                 tmp_path: Path) -> None:
+    """A client that answers only after the loop gave up (here: after each wait() returned, as a
+    client across a real network would) costs one missed spin, then eager_backoff answers without one."""
+    server, client = pair
+    data = os.urandom(30 * 512 + 1)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    backoff = 4
+    fast = fast_extension().FastSet(REPLY, 8, backoff, 0.001)
+    try:
+        _add(fast, server, client, fd, len(data), 512)
+        fast.arm(server.fileno(), 1, _lock_step_blocks(data), 512, 1, True)
+        for block in range(1, 2 * (backoff + 1) + 2):
+            client.sendto(encode(Ack(block)), server.getsockname())
+            assert fast.wait(0.02) == ([], [])  # answered, then no ACK before the timeout
+            assert decode(client.recvfrom(1024)[0]) == Data(block + 1, data[block * 512 : (block + 1) * 512])
+            # a miss at the first answer and then at every (backoff + 1)th
+            assert fast.spins_missed == 1 + (block - 1) // (backoff + 1)
+            fast.take(server.fileno())
+        assert fast.spins_caught == 0
+    finally:
+        fast.close()
+        os.close(fd)
 
 
 def test_stranger_and_wrong_block_are_handed_back_unanswered(
@@ -169,3 +234,6 @@ def test_misuse_is_refused(fast_set: Any, pair: tuple[socket.socket, socket.sock
     fast_set.close()
     with pytest.raises(ValueError):
         fast_set.wait(0)
+    for spin in (-1.0, 0.5, float("nan")):  # a spin is microseconds, never a sleep in disguise
+        with pytest.raises(ValueError):
+            fast_extension().FastSet(REPLY, 8, 16, spin)
