@@ -1,11 +1,14 @@
 """Run netboot's TftpServer alone for the benchmark: ``netboot_server.py PORT ROOT`` on 127.0.0.1.
 
 SIGTERM stops it cleanly. Events go to a sink that drops them, so the run measures the transport.
+For A/B runs, ``NETBOOT_BENCH_SPIN=SECONDS`` overrides the C loop's spin (``netboot.servers.tftp.SPIN``;
+0 turns it off).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from netboot.events import Event, EventRecorder
-from netboot.servers.tftp import RootResolver, TftpServer
+from netboot.servers.tftp import SPIN, RootResolver, TftpServer
 
 
 class NullSink:
@@ -24,7 +27,8 @@ class NullSink:
 def main() -> None:
     port, root = int(sys.argv[1]), Path(sys.argv[2])
     logging.basicConfig(level=logging.WARNING, format="netboot-bench %(levelname)s %(message)s")
-    server = TftpServer(("127.0.0.1", port), RootResolver(root), EventRecorder(NullSink()))
+    spin = float(os.environ.get("NETBOOT_BENCH_SPIN", SPIN))
+    server = TftpServer(("127.0.0.1", port), RootResolver(root), EventRecorder(NullSink()), spin=spin)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     signal.signal(signal.SIGINT, lambda *_: server.shutdown())
     try:

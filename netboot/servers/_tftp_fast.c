@@ -226,6 +226,7 @@ typedef struct {
     int eager_rounds, eager_backoff;
     double spin;        /* seconds to poll without sleeping after answering an ACK; 0: never */
     int spin_pause;     /* waits left without spinning, after a spin that found nothing */
+    int spin_backoff;   /* the next miss's pause: eager_backoff, doubled per miss in a row */
     long long answered, handed_back, spins_caught, spins_missed;
 } FastSet;
 
@@ -335,14 +336,20 @@ serve(FastSet *self, Entry *e, double now, unsigned char *in, struct sockaddr_in
     return back;
 }
 
+/* Most waits a run of missed spins pauses spinning for. */
+#define SPIN_BACKOFF_MAX 1024
+
 /* Poll the set without sleeping for up to ``spin`` seconds (never past ``deadline``) after the loop
  * answered an ACK: a client on the same host or a fast LAN sends its next ACK within tens of
  * microseconds, and finding it awake saves the two cross-CPU wake-ups of a sleeping loop (an IPI and an
  * idle exit each, which on a VM cost more than the round trip itself: a single 64 MiB windowsize-4
  * download ran in 0.71 s sleeping and 0.34 s spinning, docs/performance.md). A spin that finds nothing
- * (a client across a real network, or one that went quiet) stops spinning for eager_backoff waits, so
- * such a client costs at most one spin per eager_backoff windows. Returns epoll_wait()'s result, or 0
- * when the caller should sleep. */
+ * (a client across a real network, or one that went quiet) stops spinning for eager_backoff waits, twice
+ * as many after each further miss in a row (up to SPIN_BACKOFF_MAX), so a client that is never that
+ * fast costs a dozen spins per download; a spin that finds work resets the pause. Each poll yields the
+ * CPU to any runnable task first: on a busy host, or with the client on this CPU, the spin waits its
+ * turn instead of delaying the ACK it waits for. Returns epoll_wait()'s result, or 0 when the caller
+ * should sleep. */
 static int
 spin_wait(FastSet *self, struct epoll_event *events, double deadline)
 {
@@ -356,13 +363,17 @@ spin_wait(FastSet *self, struct epoll_event *events, double deadline)
     do {
         int n = epoll_wait(self->epfd, events, MAX_EVENTS, 0);
         if (n != 0) {
-            self->spins_caught += n > 0;
+            if (n > 0) {
+                self->spins_caught++;
+                self->spin_backoff = self->eager_backoff;
+            }
             return n;
         }
         sched_yield(); /* a runnable task on this CPU (the client itself, on a busy host) goes first */
     } while (monotonic() < until);
     self->spins_missed++;
-    self->spin_pause = self->eager_backoff;
+    self->spin_pause = self->spin_backoff;
+    self->spin_backoff = self->spin_backoff * 2 > SPIN_BACKOFF_MAX ? SPIN_BACKOFF_MAX : self->spin_backoff * 2;
     return 0;
 }
 
@@ -704,6 +715,7 @@ fastset_init(FastSet *self, PyObject *args, PyObject *kwargs)
     self->eager_backoff = eager_backoff;
     self->spin = spin;
     self->spin_pause = 0;
+    self->spin_backoff = eager_backoff < SPIN_BACKOFF_MAX ? eager_backoff : SPIN_BACKOFF_MAX;
     return 0;
 }
 
@@ -743,7 +755,7 @@ static PyMemberDef fastset_members[] = {
     {"spins_caught", T_LONGLONG, offsetof(FastSet, spins_caught), READONLY,
      "spins that found a ready descriptor before their time was up"},
     {"spins_missed", T_LONGLONG, offsetof(FastSet, spins_missed), READONLY,
-     "spins that found nothing (each pauses spinning for eager_backoff waits)"},
+     "spins that found nothing (each pauses spinning: eager_backoff waits, doubled per miss in a row)"},
     {NULL, 0, 0, 0, NULL},
 };
 

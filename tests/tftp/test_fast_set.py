@@ -162,22 +162,22 @@ def test_spin_catches_a_client_that_answers_at_once(pair: tuple[socket.socket, s
 def test_spin_that_finds_nothing_pauses_spinning(pair: tuple[socket.socket, socket.socket],
                                                  tmp_path: Path) -> None:
     """A client that answers only after the loop gave up (here: after each wait() returned, as a
-    client across a real network would) costs one missed spin, then eager_backoff answers without one."""
+    client across a real network would) costs one missed spin, then eager_backoff answers without one,
+    twice as many after each further miss in a row."""
     server, client = pair
     data = os.urandom(30 * 512 + 1)
     (tmp_path / "f").write_bytes(data)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
-    backoff = 4
-    fast = fast_extension().FastSet(REPLY, 8, backoff, 0.001)
+    fast = fast_extension().FastSet(REPLY, 8, 2, 0.001)  # backoff 2: pauses of 2, 4, 8, ... waits
+    misses_at = {1, 4, 9, 18}  # each miss, then its pause, then the next spin misses again
     try:
         _add(fast, server, client, fd, len(data), 512)
         fast.arm(server.fileno(), 1, _lock_step_blocks(data), 512, 1, True)
-        for block in range(1, 2 * (backoff + 1) + 2):
+        for block in range(1, 21):
             client.sendto(encode(Ack(block)), server.getsockname())
             assert fast.wait(0.02) == ([], [])  # answered, then no ACK before the timeout
             assert decode(client.recvfrom(1024)[0]) == Data(block + 1, data[block * 512 : (block + 1) * 512])
-            # a miss at the first answer and then at every (backoff + 1)th
-            assert fast.spins_missed == 1 + (block - 1) // (backoff + 1)
+            assert fast.spins_missed == len([wait for wait in misses_at if wait <= block])
             fast.take(server.fileno())
         assert fast.spins_caught == 0
     finally:
