@@ -90,7 +90,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--windows", default="1,4,8")
     p.add_argument("--clients", type=int, default=20, help="simultaneous clients in the concurrent runs")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--servers", default="netboot,tftpd-hpa,atftpd")
+    p.add_argument("--servers", default="netboot,tftpd-hpa,atftpd",
+                   help="any of netboot, tftpd-hpa, atftpd, and netboot-nospin (netboot with the C "
+                        "loop's spin off, port BASE+4)")
     p.add_argument("--base-port", type=int, default=16900)
     p.add_argument("--budget", type=float, default=3600, help="seconds; later cells are skipped")
     p.add_argument("--run-timeout", type=float, default=300, help="seconds per client run")
@@ -112,6 +114,10 @@ def make_servers(args: argparse.Namespace, root: Path, logs: Path) -> list[Serve
     all_servers = {
         "netboot": Server("netboot", args.base_port + 3,
                           [args.python, str(HERE / "netboot_server.py"), str(args.base_port + 3), str(root)]),
+        # the same build with the C loop's spin off, for A/B runs (--servers netboot,netboot-nospin,...)
+        "netboot-nospin": Server("netboot-nospin", args.base_port + 4,
+                                 ["env", "NETBOOT_BENCH_SPIN=0", args.python, str(HERE / "netboot_server.py"),
+                                  str(args.base_port + 4), str(root)]),
         "tftpd-hpa": Server("tftpd-hpa", args.base_port + 1,
                             [str(args.in_tftpd), "--foreground", "--listen", "--address",
                              f"127.0.0.1:{args.base_port + 1}", "--secure", "--user", user, str(root)]),
