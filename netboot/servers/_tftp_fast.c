@@ -20,7 +20,9 @@
  *     netascii, rendered files): wait() only reports that they are readable;
  *   * fast transfers: a socket, its client, its open file. wait() serves them itself and returns only
  *     when Python has work: a watched descriptor is ready, a transfer handed a datagram back, or the
- *     timeout (Python's next retransmission deadline) passed.
+ *     timeout (Python's next retransmission deadline) passed. Between answers it polls for a few tens
+ *     of microseconds before it sleeps (spin_wait), so a client on the same host is not paced by
+ *     cross-CPU wake-ups.
  *
  * The contract with the protocol, kept deliberately narrow so that TFTP still lives in one place
  * (netboot/protocol/tftp.py, ReadTransfer):
