@@ -344,14 +344,14 @@ serve(FastSet *self, Entry *e, double now, unsigned char *in, struct sockaddr_in
 /* Poll the set without sleeping for up to ``spin`` seconds (never past ``deadline``) after the loop
  * answered an ACK: a client on the same host or a fast LAN sends its next ACK within tens of
  * microseconds, and finding it awake saves the two cross-CPU wake-ups of a sleeping loop (an IPI and an
- * idle exit each, which on a VM cost more than the round trip itself: a single 64 MiB windowsize-4
- * download ran in 0.71 s sleeping and 0.34 s spinning, docs/performance.md). A spin that finds nothing
- * (a client across a real network, or one that went quiet) stops spinning for eager_backoff waits, twice
- * as many after each further miss in a row (up to SPIN_BACKOFF_MAX), so a client that is never that
- * fast costs a dozen spins per download; a spin that finds work resets the pause. Each poll yields the
- * CPU to any runnable task first: on a busy host, or with the client on this CPU, the spin waits its
- * turn instead of delaying the ACK it waits for. Returns epoll_wait()'s result, or 0 when the caller
- * should sleep. */
+ * idle exit each, which on a VM cost more than the round trip itself: a windowsize-4 download from a
+ * client on the other CPU ran about twice as fast spinning, docs/performance.md). Between polls it
+ * yields the CPU to any runnable task: on a busy host, or with the client on this CPU, the spin waits
+ * its turn instead of delaying the ACK it waits for. A spin that finds nothing (a client across a real
+ * network, or one that went quiet) stops spinning for eager_backoff waits, twice as many after each
+ * further miss in a row (up to SPIN_BACKOFF_MAX), so a client that is never that fast costs a dozen
+ * spins per download; a spin that finds work resets the pause. Returns epoll_wait()'s result, or 0
+ * when the caller should sleep. */
 static int
 spin_wait(FastSet *self, struct epoll_event *events, double deadline)
 {
@@ -359,9 +359,9 @@ spin_wait(FastSet *self, struct epoll_event *events, double deadline)
         self->spin_pause--;
         return 0;
     }
-    double until = monotonic() + self->spin;
-    if (until > deadline)
-        until = deadline;
+    double now = monotonic(), until = now + self->spin < deadline ? now + self->spin : deadline;
+    if (until <= now)
+        return 0; /* no time left before the caller's deadline: not a spin, not a miss */
     do {
         int n = epoll_wait(self->epfd, events, MAX_EVENTS, 0);
         if (n != 0) {
@@ -375,7 +375,9 @@ spin_wait(FastSet *self, struct epoll_event *events, double deadline)
     } while (monotonic() < until);
     self->spins_missed++;
     self->spin_pause = self->spin_backoff;
-    self->spin_backoff = self->spin_backoff * 2 > SPIN_BACKOFF_MAX ? SPIN_BACKOFF_MAX : self->spin_backoff * 2;
+    self->spin_backoff *= 2;
+    if (self->spin_backoff > SPIN_BACKOFF_MAX)
+        self->spin_backoff = SPIN_BACKOFF_MAX;
     return 0;
 }
 
@@ -695,8 +697,8 @@ fastset_init(FastSet *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nii|d", keywords, &reply_size, &eager_rounds,
                                      &eager_backoff, &spin))
         return -1;
-    if (reply_size < 4 || reply_size > 65536 || eager_rounds < 0 || eager_backoff < 0 || !(spin >= 0.0) ||
-        spin > 0.01) {
+    if (reply_size < 4 || reply_size > 65536 || eager_rounds < 0 || eager_backoff < 0 ||
+        eager_backoff > SPIN_BACKOFF_MAX || !(spin >= 0.0) || spin > 0.01) {
         PyErr_SetString(PyExc_ValueError,
                         "FastSet(): reply_size, eager_rounds, eager_backoff or spin out of range");
         return -1;
@@ -717,7 +719,7 @@ fastset_init(FastSet *self, PyObject *args, PyObject *kwargs)
     self->eager_backoff = eager_backoff;
     self->spin = spin;
     self->spin_pause = 0;
-    self->spin_backoff = eager_backoff < SPIN_BACKOFF_MAX ? eager_backoff : SPIN_BACKOFF_MAX;
+    self->spin_backoff = eager_backoff;
     return 0;
 }
 

@@ -106,7 +106,8 @@ EAGER_ROUNDS, EAGER_BACKOFF = 8, 16
 #: seconds the C loop polls without sleeping after answering an ACK, waiting for the next one: a client
 #: on this host (the QEMU lab, VMs on the hypervisor) or a fast LAN answers within that, and catching
 #: it awake halves a single download's time on a VM; a spin that finds nothing pauses spinning for
-#: EAGER_BACKOFF waits, so a client across a slower network costs one lost spin per 16 windows
+#: EAGER_BACKOFF waits, doubled per miss in a row, so a client across a slower network costs about a
+#: dozen lost spins per download
 SPIN = 50e-6
 #: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
 READAHEAD = 32 << 10

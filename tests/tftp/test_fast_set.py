@@ -237,3 +237,5 @@ def test_misuse_is_refused(fast_set: Any, pair: tuple[socket.socket, socket.sock
     for spin in (-1.0, 0.5, float("nan")):  # a spin is microseconds, never a sleep in disguise
         with pytest.raises(ValueError):
             fast_extension().FastSet(REPLY, 8, 16, spin)
+    with pytest.raises(ValueError):
+        fast_extension().FastSet(REPLY, 8, 4096, 50e-6)  # a pause longer than the doubling's cap
