@@ -294,6 +294,7 @@ class TftpServer:
         self._listen = self._open_listener(bind, receive_buffer)
         #: the C happy path's set (None: the state machine answers every ACK); when built, it is also
         #: what the loop waits in, so a download's ACKs are answered without waking the interpreter
+        self._spin = spin
         self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF, spin)
                       if fast_path and _tftp_fast is not None else None)
         self._poller: _Poller = self._fast if self._fast is not None else _EpollPoller()
@@ -335,7 +336,7 @@ class TftpServer:
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
         log.info("TFTP serving on %s:%d (ACK to DATA: %s)", *self.server_address,
-                 "C fast path" if self._fast else
+                 f"C fast path, spin {self._spin * 1e6:.0f} us" if self._fast else
                  "pure Python" + ("" if _tftp_fast else ", extension _tftp_fast not built"))
         try:
             while not self._stop.is_set():
@@ -343,6 +344,10 @@ class TftpServer:
         finally:
             self._abort_all("server shutting down")
             self._loop_thread = None
+            if self._fast is not None:  # what the C path did: the figures to look at when tuning
+                log.info("TFTP stopped on %s:%d: %d ACKs answered in C, %d datagrams handed to Python, "
+                         "spins caught %d, missed %d", *self.server_address, self._fast.answered,
+                         self._fast.handed_back, self._fast.spins_caught, self._fast.spins_missed)
             self._stopped.set()
 
     def shutdown(self, wait: float = 5.0) -> None:

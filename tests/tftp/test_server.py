@@ -176,6 +176,27 @@ def test_acks_take_the_c_path_when_built(start_server: ServerFactory, tree: Tree
         assert sum(woken) <= 3
 
 
+def test_start_and_stop_logs_say_which_path_ran_and_what_it_did(start_server: ServerFactory, tree: Tree,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """An admin reading the log sees which path served the ACKs, and at shutdown what the C path did."""
+    caplog.set_level(logging.INFO, logger="netboot.tftp")
+    run = start_server(spin=20e-6)
+    with RawClient(run.address) as client:
+        data, _, _ = client.download("f.bin", {"blksize": "1468"})
+    assert data == tree.files["f.bin"]
+    run.server.shutdown()
+    messages = [record.getMessage() for record in caplog.records]
+    server: Any = run.server
+    fast = server._fast
+    if fast is None:
+        assert any("ACK to DATA: pure Python" in m for m in messages)
+        assert not any("answered in C" in m for m in messages)
+    else:
+        assert any("ACK to DATA: C fast path, spin 20 us" in m for m in messages)
+        stop = f"{fast.answered} ACKs answered in C, {fast.handed_back} datagrams handed to Python"
+        assert fast.answered > 0 and any(stop in m for m in messages)
+
+
 def test_lock_step_duplicate_ack_sends_nothing_and_lost_data_is_resent(start_server: ServerFactory,
                                                                        tree: Tree) -> None:
     """On the wire, whichever path answers the ACKs: no sorcerer's apprentice, and the retransmission
