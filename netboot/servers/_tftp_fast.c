@@ -756,6 +756,7 @@ static PyMethodDef fastset_methods[] = {
 static PyMemberDef fastset_members[] = {
     {"answered", T_LONGLONG, offsetof(FastSet, answered), READONLY, "ACKs answered here, in total"},
     {"handed_back", T_LONGLONG, offsetof(FastSet, handed_back), READONLY, "datagrams wait() handed back"},
+    {"spin", T_DOUBLE, offsetof(FastSet, spin), READONLY, "seconds polled after an answer before sleeping"},
     {"spins_caught", T_LONGLONG, offsetof(FastSet, spins_caught), READONLY,
      "spins that found a ready descriptor before their time was up"},
     {"spins_missed", T_LONGLONG, offsetof(FastSet, spins_missed), READONLY,

@@ -8,6 +8,7 @@ GSO_REFUSED: tuple[int, ...]
 class FastSet:
     answered: int
     handed_back: int
+    spin: float
     spins_caught: int
     spins_missed: int
     def __init__(self, reply_size: int, eager_rounds: int, eager_backoff: int, spin: float = 0.0) -> None: ...

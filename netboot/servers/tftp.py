@@ -294,7 +294,6 @@ class TftpServer:
         self._listen = self._open_listener(bind, receive_buffer)
         #: the C happy path's set (None: the state machine answers every ACK); when built, it is also
         #: what the loop waits in, so a download's ACKs are answered without waking the interpreter
-        self._spin = spin
         self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF, spin)
                       if fast_path and _tftp_fast is not None else None)
         self._poller: _Poller = self._fast if self._fast is not None else _EpollPoller()
@@ -336,7 +335,7 @@ class TftpServer:
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
         log.info("TFTP serving on %s:%d (ACK to DATA: %s)", *self.server_address,
-                 f"C fast path, spin {self._spin * 1e6:.0f} us" if self._fast else
+                 f"C fast path, spin {self._fast.spin * 1e6:.0f} us" if self._fast else
                  "pure Python" + ("" if _tftp_fast else ", extension _tftp_fast not built"))
         try:
             while not self._stop.is_set():
