@@ -16,11 +16,14 @@ import argparse
 import os
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from netboot.protocol.tftp import Ack, Data, OptionAck, ReadRequest, decode, encode
 
 HERE = Path(__file__).resolve().parent
 BLKSIZE, WINDOW = 1468, 4
@@ -30,25 +33,25 @@ def download(port: int, name: str, delay: float) -> int:
     """Bytes received; every window is acknowledged ``delay`` seconds after its last block arrived."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
-        sock.sendto(b"\x00\x01" + name.encode() + b"\x00octet\x00blksize\x00%d\x00windowsize\x00%d\x00"
-                    % (BLKSIZE, WINDOW), ("127.0.0.1", port))
-        packet, peer = sock.recvfrom(65536)
-        if packet[:2] != b"\x00\x06":
-            raise SystemExit(f"no OACK from port {port}: {packet[:40]!r}")
-        sock.sendto(b"\x00\x04\x00\x00", peer)
+        options = (("blksize", str(BLKSIZE)), ("windowsize", str(WINDOW)))
+        sock.sendto(encode(ReadRequest(name, options=options)), ("127.0.0.1", port))
+        datagram, peer = sock.recvfrom(65536)
+        if not isinstance(decode(datagram), OptionAck):
+            raise SystemExit(f"no OACK from port {port}: {decode(datagram)}")
+        sock.sendto(encode(Ack(0)), peer)
         block, total, last = 0, 0, False
         while not last:
             for _ in range(WINDOW):
-                packet, _ = sock.recvfrom(65536)
-                if packet[:2] != b"\x00\x03" or struct.unpack("!H", packet[2:4])[0] != (block + 1) & 0xFFFF:
-                    raise SystemExit(f"unexpected datagram from port {port}: {packet[:4]!r}")
+                packet = decode(sock.recvfrom(65536)[0])
+                if not isinstance(packet, Data) or packet.block != (block + 1) & 0xFFFF:
+                    raise SystemExit(f"unexpected datagram from port {port}: {packet}")
                 block += 1
-                total += len(packet) - 4
-                last = len(packet) - 4 < BLKSIZE
+                total += len(packet.payload)
+                last = len(packet.payload) < BLKSIZE
                 if last:
                     break
             time.sleep(delay)
-            sock.sendto(b"\x00\x04" + struct.pack("!H", block & 0xFFFF), peer)
+            sock.sendto(encode(Ack(block & 0xFFFF)), peer)
         return total
 
 
