@@ -22,6 +22,8 @@ from netboot.yamlsource import Located, SourceError, load
 DHCP_MODES = ("proxy", "full", "off")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: the most TFTP loops ``tftp-loops`` accepts (one per CPU at most; see netboot.servers.tftp_loops)
+MAX_TFTP_LOOPS = 1024
 #: Where Debian's ``ipxe`` package puts its binaries.
 DEBIAN_IPXE_DIR = Path("/usr/lib/ipxe")
 
@@ -94,6 +96,8 @@ class Config:
     ports: PortsConfig = field(default_factory=PortsConfig)
     tftp_enabled: bool = True
     tftp_root: Path | None = None
+    #: TFTP loops on the port: 1, a number (one per CPU at most, each pinned), or ``"auto"`` (one per CPU)
+    tftp_loops: int | str = 1
     http_enabled: bool = True
     dns: DnsConfig = field(default_factory=DnsConfig)
     loaders: LoadersConfig = field(default_factory=LoadersConfig)
@@ -139,6 +143,14 @@ def _port(value: Any) -> int:
 def _positive(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _loops(value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TFTP_LOOPS:
+        raise ValueError(f"must be 'auto' or a number of loops 1..{MAX_TFTP_LOOPS}, got {value!r}")
     return value
 
 
@@ -264,6 +276,7 @@ _TOP_SCHEMA: dict[str, Any] = {
     "database-url": _str,
     "profiles-dir": _path,
     "tftp-root": _path,
+    "tftp-loops": _loops,
     "unknown-default": _unknown_default,
     "dhcp": None,
     "ports": None,

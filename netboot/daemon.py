@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -32,9 +33,9 @@ from netboot.servers.tftp import (
     FileSource,
     RootResolver,
     TftpResolver,
-    TftpServer,
     TftpSource,
 )
+from netboot.servers.tftp_loops import TftpLoops
 
 log = logging.getLogger("netboot")
 
@@ -167,13 +168,18 @@ def loader_resolver(runtime: Runtime, fallback: TftpResolver) -> TftpResolver:
     return resolve
 
 
-def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpServer, str]:
+def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
     cfg = runtime.config
     root = cfg.tftp_dir
     root.mkdir(parents=True, exist_ok=True)
     resolver = loader_resolver(runtime, ChainResolver(runtime.tftp_dynamic, RootResolver(root)))
-    server = TftpServer((bind, cfg.ports.tftp), resolver, runtime.recorder)
-    return server, f"tftp on {bind}:{server.server_address[1]} (root {root})"
+    cpus = sorted(os.sched_getaffinity(0))
+    loops = len(cpus) if cfg.tftp_loops == "auto" else int(cfg.tftp_loops)
+    if loops > len(cpus):
+        raise StartupError(f"tftp-loops: {loops} loops, but this process may run on {len(cpus)} CPUs "
+                           f"({', '.join(map(str, cpus))}); use at most one loop per CPU, or 'auto'")
+    server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=loops, cpus=cpus)
+    return server, f"tftp on {bind}:{server.server_address[1]} (root {root}, {server.describe()})"
 
 
 class StartupError(RuntimeError):

@@ -91,8 +91,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=20, help="simultaneous clients in the concurrent runs")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--servers", default="netboot,tftpd-hpa,atftpd",
-                   help="any of netboot, tftpd-hpa, atftpd, and netboot-nospin (netboot with the C "
-                        "loop's spin off, port BASE+4)")
+                   help="any of netboot, tftpd-hpa, atftpd, netboot-nospin (netboot with the C "
+                        "loop's spin off, port BASE+4) and netboot-percpu (one loop per CPU, each pinned, "
+                        "port BASE+5)")
     p.add_argument("--base-port", type=int, default=16900)
     p.add_argument("--budget", type=float, default=3600, help="seconds; later cells are skipped")
     p.add_argument("--run-timeout", type=float, default=300, help="seconds per client run")
@@ -118,6 +119,10 @@ def make_servers(args: argparse.Namespace, root: Path, logs: Path) -> list[Serve
         "netboot-nospin": Server("netboot-nospin", args.base_port + 4,
                                  ["env", "NETBOOT_BENCH_SPIN=0", args.python, str(HERE / "netboot_server.py"),
                                   str(args.base_port + 4), str(root)]),
+        # one loop per CPU, pinned, requests steered by CPU (the daemon's tftp-loops: auto)
+        "netboot-percpu": Server("netboot-percpu", args.base_port + 5,
+                                 ["env", "NETBOOT_BENCH_LOOPS=auto", args.python,
+                                  str(HERE / "netboot_server.py"), str(args.base_port + 5), str(root)]),
         "tftpd-hpa": Server("tftpd-hpa", args.base_port + 1,
                             [str(args.in_tftpd), "--foreground", "--listen", "--address",
                              f"127.0.0.1:{args.base_port + 1}", "--secure", "--user", user, str(root)]),

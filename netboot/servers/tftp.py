@@ -30,6 +30,7 @@ Every datagram and every transfer is handled inside ``try``: a hostile or broken
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import heapq
@@ -218,6 +219,44 @@ class _Active:
 
 
 _LISTEN, _WAKE = object(), object()
+
+
+class TransferTable:
+    """What the loops serving one port share: the transfer budget, and which loop owns each client.
+
+    One loop has one table of its own. Several loops on one port (:mod:`netboot.servers.tftp_loops`)
+    share one, so ``max_transfers`` caps them together, and a request from a client address that has a
+    live transfer is handed to the loop that owns it, whichever loop the kernel gave it to. That loop can
+    then tell a retransmitted request from a new one exactly as a single loop does (see
+    ``TftpServer._is_retransmitted_request``). Only requests touch the table, never a transfer's packets.
+    """
+
+    def __init__(self, max_transfers: int) -> None:
+        self.max_transfers = max_transfers
+        self._lock = threading.Lock()
+        self._count = 0
+        self._owner: dict[Address, TftpServer] = {}
+
+    def owner(self, addr: Address) -> TftpServer | None:
+        """The loop with a live transfer to ``addr``, if any."""
+        with self._lock:
+            return self._owner.get(addr)
+
+    def reserve(self, server: TftpServer, addr: Address) -> bool:
+        """Count one more transfer for ``server`` and make it ``addr``'s owner; False when full."""
+        with self._lock:
+            if self._count >= self.max_transfers:
+                return False
+            self._count += 1
+            self._owner[addr] = server
+            return True
+
+    def release(self, server: TftpServer, addr: Address, *, owner: bool) -> None:
+        """Count one transfer less; with ``owner``, ``addr`` has no live transfer in ``server`` left."""
+        with self._lock:
+            self._count -= 1
+            if owner and self._owner.get(addr) is server:
+                del self._owner[addr]
 #: what the loop's wait hands back: readable watched descriptors, and datagrams the C set did not answer
 _Woken: TypeAlias = tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]
 
@@ -258,6 +297,10 @@ class TftpServer:
     sockets. Bind port 0 and read :attr:`server_address` in tests. ``fast_path=False`` runs every
     datagram through Python even when the C extension is built; ``spin=0`` makes the C loop sleep as
     soon as it has nothing to do (see :data:`SPIN`).
+
+    Several servers can share one port (``reuse_port=True``, one :class:`TransferTable` passed to all as
+    ``table``, which then replaces ``max_transfers``); :class:`netboot.servers.tftp_loops.TftpLoops`
+    builds them. ``name`` starts this loop's log lines.
     """
 
     def __init__(
@@ -276,6 +319,9 @@ class TftpServer:
         receive_buffer: int = 1 << 20,
         fast_path: bool = True,
         spin: float = SPIN,
+        reuse_port: bool = False,
+        table: TransferTable | None = None,
+        name: str = "TFTP",
     ) -> None:
         self._resolver = resolver
         self._recorder = recorder
@@ -286,12 +332,13 @@ class TftpServer:
             max_timeout=max_timeout,
             retries=retries,
         )
-        self._max_transfers = _fd_budget(max_transfers)
+        self._table = table if table is not None else TransferTable(fd_budget(max_transfers))
+        self._name = name
         self._netascii_limit = netascii_limit
         self._family = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
         self._bind_host = bind[0]
         self._wildcard = bind[0] in ("", "0.0.0.0", "::")
-        self._listen = self._open_listener(bind, receive_buffer)
+        self._listen = self._open_listener(bind, receive_buffer, reuse_port)
         #: the C happy path's set (None: the state machine answers every ACK); when built, it is also
         #: what the loop waits in, so a download's ACKs are answered without waking the interpreter
         self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF, spin)
@@ -306,6 +353,8 @@ class TftpServer:
         self._register(self._wake_r.fileno(), _WAKE)
         self._active: set[_Active] = set()
         self._by_client: dict[Address, _Active] = {}
+        #: requests other loops handed over (this loop owns their client): appended by any thread
+        self._inbox: collections.deque[tuple[ReadRequest, Address, str | None]] = collections.deque()
         self._timers: list[tuple[float, int, _Active]] = []
         self._seq = itertools.count()
         self._rbuf = bytearray(MAX_REPLY)
@@ -328,13 +377,18 @@ class TftpServer:
     def active_transfers(self) -> int:
         return len(self._active)
 
+    @property
+    def listener(self) -> socket.socket:
+        """The request socket (for :mod:`netboot.servers.tftp_loops` to attach its steering program)."""
+        return self._listen
+
     def serve_forever(self) -> None:
         """Run the loop until :meth:`shutdown`; then abort what is still open (clients get ERROR 0)."""
         if self._closed:
             raise RuntimeError("TftpServer is closed")
         self._stopped.clear()
         self._loop_thread = threading.get_ident()
-        log.info("TFTP serving on %s:%d (ACK to DATA: %s)", *self.server_address,
+        log.info("%s serving on %s:%d (ACK to DATA: %s)", self._name, *self.server_address,
                  f"C fast path, spin {self._fast.spin * 1e6:.0f} us" if self._fast else
                  "pure Python" + ("" if _tftp_fast else ", extension _tftp_fast not built"))
         try:
@@ -344,8 +398,8 @@ class TftpServer:
             self._abort_all("server shutting down")
             self._loop_thread = None
             if self._fast is not None:  # what the C path did: the figures to look at when tuning
-                log.info("TFTP stopped on %s:%d: %d ACKs answered in C, %d datagrams handed to Python, "
-                         "spins caught %d, missed %d", *self.server_address, self._fast.answered,
+                log.info("%s stopped on %s:%d: %d ACKs answered in C, %d datagrams handed to Python, "
+                         "spins caught %d, missed %d", self._name, *self.server_address, self._fast.answered,
                          self._fast.handed_back, self._fast.spins_caught, self._fast.spins_missed)
             self._stopped.set()
 
@@ -394,6 +448,7 @@ class TftpServer:
                 self._on_listener(time.monotonic())
             elif handler is _WAKE:
                 self._drain_wake()
+                self._run_inbox()
         self._run_timers(time.monotonic())
 
     def _poll_timeout(self, now: float) -> float:
@@ -416,12 +471,27 @@ class TftpServer:
         except OSError:
             pass
 
+    def _hand_over(self, request: ReadRequest, addr: Address, local: str | None) -> None:
+        """Another loop read a request from a client this loop serves: queue it here (any thread)."""
+        self._inbox.append((request, addr, local))
+        self._wake()
+
+    def _run_inbox(self) -> None:
+        for _ in range(len(self._inbox)):  # bounded: what was queued before this wake-up
+            request, addr, local = self._inbox.popleft()
+            try:
+                self._start(request, addr, local, time.monotonic())
+            except Exception:
+                log.exception("TFTP request from %s:%s failed", addr[0], addr[1])
+
     # ----------------------------------------------------------------------------- requests
 
-    def _open_listener(self, bind: tuple[str, int], receive_buffer: int) -> socket.socket:
+    def _open_listener(self, bind: tuple[str, int], receive_buffer: int, reuse_port: bool) -> socket.socket:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             _try_setsockopt(sock, socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             if self._family == socket.AF_INET:
                 _try_setsockopt(sock, socket.IPPROTO_IP, IP_PKTINFO, 1)
@@ -468,28 +538,29 @@ class TftpServer:
             self._reply_error(addr, local, ErrorCode.ILLEGAL_OPERATION, "expected a read request")
 
     def _start(self, request: ReadRequest, addr: Address, local: str | None, now: float) -> None:
+        owner = self._table.owner(addr)
+        if owner is not None and owner is not self:
+            owner._hand_over(request, addr, local)  # its loop knows whether this is a retransmission
+            return
         if self._is_retransmitted_request(request, addr, now):
             return  # our own retransmission timer answers it; a second transfer would only collide
         if request.mode not in ("octet", "netascii"):
             self._refuse(request, addr, local, ErrorCode.ILLEGAL_OPERATION,
                          "unsupported mode", reason=f"mode {request.mode!r}")
             return
-        if len(self._active) >= self._max_transfers:
+        if not self._table.reserve(self, addr):
             self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
                          "server busy", reason="too many transfers")
             return
-        source = self._open_source(request, addr, local)
-        if source is None:
-            return
         try:
-            sock = self._transfer_socket(local)
-        except OSError as exc:
-            source.close()
-            self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
-                         "server busy", reason=f"no socket: {exc}")
+            active = self._open_transfer(request, addr, local, now)
+        except BaseException:
+            self._table.release(self, addr, owner=addr not in self._by_client)
+            raise
+        if active is None:
+            self._table.release(self, addr, owner=addr not in self._by_client)
             return
-        transfer = ReadTransfer(request, source, addr, self._limits)
-        active = _Active(transfer, sock, source, started=now, wall=time.time())
+        transfer, sock, source = active.transfer, active.sock, active.source
         window = transfer.negotiation.windowsize * transfer.negotiation.blksize
         if (self._fast is not None and isinstance(source, FileSource) and self._family == socket.AF_INET
                 and window <= FAST_WINDOW_BYTES):
@@ -507,6 +578,27 @@ class TftpServer:
         self._by_client[addr] = active
         self._send(active, transfer.start(now))
         self._settle(active, now)
+
+    def _open_transfer(self, request: ReadRequest, addr: Address, local: str | None,
+                       now: float) -> _Active | None:
+        """The file and a socket for a new transfer; None when the client was refused (and told why)."""
+        source = self._open_source(request, addr, local)
+        if source is None:
+            return None
+        try:
+            sock = self._transfer_socket(local)
+        except OSError as exc:
+            source.close()
+            self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
+                         "server busy", reason=f"no socket: {exc}")
+            return None
+        try:
+            transfer = ReadTransfer(request, source, addr, self._limits)
+        except BaseException:
+            sock.close()
+            source.close()
+            raise
+        return _Active(transfer, sock, source, started=now, wall=time.time())
 
     def _is_retransmitted_request(self, request: ReadRequest, addr: Address, now: float) -> bool:
         """Same client port, same request, and that transfer has not moved yet: the client is retrying.
@@ -763,8 +855,10 @@ class TftpServer:
         active.closed = True
         self._active.discard(active)
         transfer = active.transfer
-        if self._by_client.get(transfer.client) is active:
+        last = self._by_client.get(transfer.client) is active
+        if last:
             del self._by_client[transfer.client]
+        self._table.release(self, transfer.client, owner=last)
         fd = active.sock.fileno()
         self._handlers.pop(fd, None)
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -849,7 +943,7 @@ def _try_setsockopt(sock: socket.socket, level: int, option: int, value: int) ->
         log.debug("setsockopt(%d, %d) failed: %s", level, option, exc)
 
 
-def _fd_budget(wanted: int) -> int:
+def fd_budget(wanted: int) -> int:
     """Each transfer holds two descriptors (socket, file): stay inside RLIMIT_NOFILE, not fail late."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
