@@ -4,7 +4,8 @@ One thread, one epoll loop, non-blocking sockets. The well-known port only recei
 transfer gets its own UDP socket on a fresh port (its RFC 1350 TID), so a boot storm of hundreds of
 clients is hundreds of registered sockets and a heap of retransmission deadlines, not hundreds of
 threads. The protocol rules live in :class:`netboot.protocol.tftp.ReadTransfer`; this module only moves
-bytes and tells it the time.
+bytes and tells it the time. Several such loops can serve one port, one per CPU
+(:mod:`netboot.servers.tftp_loops`); what they share is a :class:`TransferTable`.
 
 Per window the work is at most one ``pread`` (32 KiB read-ahead) and two sends: the state machine lays
 the window's DATA datagrams out back to back, the first goes alone and UDP GSO (``UDP_SEGMENT``) lets
@@ -219,6 +220,36 @@ class _Active:
 
 
 _LISTEN, _WAKE = object(), object()
+#: what the loop's wait hands back: readable watched descriptors, and datagrams the C set did not answer
+_Woken: TypeAlias = tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]
+
+
+class _Poller(Protocol):
+    """What the loop waits with: ``_tftp_fast.FastSet`` when built, else :class:`_EpollPoller`."""
+
+    def watch(self, fd: int) -> None: ...
+    def remove(self, fd: int) -> None: ...
+    def wait(self, timeout: float) -> _Woken: ...
+    def close(self) -> None: ...
+
+
+class _EpollPoller:
+    """The pure-Python loop's wait: every transfer socket is watched, every datagram goes to Python."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+
+    def watch(self, fd: int) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+
+    def wait(self, timeout: float) -> _Woken:
+        return [fd for fd, _ in self._epoll.poll(timeout)], []
+
+    def close(self) -> None:
+        self._epoll.close()
 
 
 class TransferTable:
@@ -257,36 +288,6 @@ class TransferTable:
             self._count -= 1
             if owner and self._owner.get(addr) is server:
                 del self._owner[addr]
-#: what the loop's wait hands back: readable watched descriptors, and datagrams the C set did not answer
-_Woken: TypeAlias = tuple[list[int], list[tuple[int, bytes, tuple[str, int]]]]
-
-
-class _Poller(Protocol):
-    """What the loop waits with: ``_tftp_fast.FastSet`` when built, else :class:`_EpollPoller`."""
-
-    def watch(self, fd: int) -> None: ...
-    def remove(self, fd: int) -> None: ...
-    def wait(self, timeout: float) -> _Woken: ...
-    def close(self) -> None: ...
-
-
-class _EpollPoller:
-    """The pure-Python loop's wait: every transfer socket is watched, every datagram goes to Python."""
-
-    def __init__(self) -> None:
-        self._epoll = select.epoll()
-
-    def watch(self, fd: int) -> None:
-        self._epoll.register(fd, select.EPOLLIN)
-
-    def remove(self, fd: int) -> None:
-        self._epoll.unregister(fd)
-
-    def wait(self, timeout: float) -> _Woken:
-        return [fd for fd, _ in self._epoll.poll(timeout)], []
-
-    def close(self) -> None:
-        self._epoll.close()
 
 
 class TftpServer:

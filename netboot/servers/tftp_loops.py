@@ -79,7 +79,7 @@ def attach_steering(sock: socket.socket, program: bytes) -> None:
     """Attach ``program`` to the port's ``SO_REUSEPORT`` group through one member socket."""
     count = len(program) // _INSN.size
     code = ctypes.create_string_buffer(program, len(program))
-    fprog = struct.pack("=H6xQ", count, ctypes.addressof(code))  # struct sock_fprog on 64-bit Linux
+    fprog = struct.pack("@HP", count, ctypes.addressof(code))  # struct sock_fprog, native alignment
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
 
 
@@ -104,7 +104,7 @@ class TftpLoops:
         **options: Any,
     ) -> None:
         allowed = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-        self._pins = cpu_sets(allowed, loops) if loops > 1 else []
+        self._pins = cpu_sets(allowed, loops) if loops != 1 else []  # cpu_sets refuses 0 and too many
         table = TransferTable(fd_budget(max_transfers))
         self.servers: list[TftpServer] = []
         try:

@@ -147,9 +147,10 @@ def test_one_loop_is_a_plain_server(start: Callable[..., Served]) -> None:
     assert served.opened_by == ["tftp-test-loops"]  # no thread of its own
 
 
-def test_more_loops_than_cpus_is_refused(tree: Tree) -> None:
+@pytest.mark.parametrize("loops", [0, 3])
+def test_no_loops_or_more_loops_than_cpus_is_refused(tree: Tree, loops: int) -> None:
     with pytest.raises(ValueError, match="at most one loop per CPU"):
-        TftpLoops(("127.0.0.1", 0), RootResolver(tree.root), EventRecorder(MemorySink()), loops=3,
+        TftpLoops(("127.0.0.1", 0), RootResolver(tree.root), EventRecorder(MemorySink()), loops=loops,
                   cpus=[0, 1])
 
 
