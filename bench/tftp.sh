@@ -7,7 +7,7 @@
 # Needs: tftpd-hpa (in.tftpd) and atftp (client) installed, run as root (tftpd-hpa and atftpd drop to
 # unprivileged users). atftpd conflicts with tftpd-hpa in apt, so it is fetched with `apt-get download`
 # and unpacked into the work directory, never installed. Servers listen on 127.0.0.1 only, ports
-# BASE+1..BASE+5 (default 16901-16905). Work directory: $BENCH_DIR or /tmp/nbt-bench.
+# BASE+1..BASE+6 (default 16901-16906). Work directory: $BENCH_DIR or /tmp/nbt-bench.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)

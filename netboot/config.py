@@ -96,8 +96,11 @@ class Config:
     ports: PortsConfig = field(default_factory=PortsConfig)
     tftp_enabled: bool = True
     tftp_root: Path | None = None
-    #: TFTP loops on the port: 1, a number (one per CPU at most, each pinned), or ``"auto"`` (one per CPU)
-    tftp_loops: int | str = 1
+    #: TFTP loops on the port: ``"auto"`` (one per CPU this process may use, each pinned) or a number
+    tftp_loops: int | str = "auto"
+    #: pin each TFTP loop's thread to its CPUs (False: the scheduler moves them; requests are still
+    #: handed to loops by the CPU they arrive on)
+    tftp_pin: bool = True
     http_enabled: bool = True
     dns: DnsConfig = field(default_factory=DnsConfig)
     loaders: LoadersConfig = field(default_factory=LoadersConfig)
@@ -277,6 +280,7 @@ _TOP_SCHEMA: dict[str, Any] = {
     "profiles-dir": _path,
     "tftp-root": _path,
     "tftp-loops": _loops,
+    "tftp-pin": _bool,
     "unknown-default": _unknown_default,
     "dhcp": None,
     "ports": None,

@@ -178,7 +178,8 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
     if loops > len(cpus):
         raise StartupError(f"tftp-loops: {loops} loops, but this process may run on {len(cpus)} CPUs "
                            f"({', '.join(map(str, cpus))}); use at most one loop per CPU, or 'auto'")
-    server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=loops, cpus=cpus)
+    server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=loops, cpus=cpus,
+                       pin=cfg.tftp_pin)
     return server, f"tftp on {bind}:{server.server_address[1]} (root {root}, {server.describe()})"
 
 

@@ -91,15 +91,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=20, help="simultaneous clients in the concurrent runs")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--servers", default="netboot,tftpd-hpa,atftpd",
-                   help="any of netboot, tftpd-hpa, atftpd, netboot-nospin (netboot with the C "
-                        "loop's spin off, port BASE+4) and netboot-percpu (one loop per CPU, each pinned, "
-                        "port BASE+5)")
+                   help="any of netboot (as the daemon runs it: one loop per CPU, pinned), tftpd-hpa, "
+                        "atftpd, and for A/B runs netboot-nospin (the C loop's spin off, port BASE+4), "
+                        "netboot-1loop (one loop, BASE+5) and netboot-float (loops not pinned, BASE+6)")
     p.add_argument("--base-port", type=int, default=16900)
     p.add_argument("--budget", type=float, default=3600, help="seconds; later cells are skipped")
     p.add_argument("--run-timeout", type=float, default=300, help="seconds per client run")
     p.add_argument("--pin", choices=["none", "same", "split"], default="none",
                    help="CPU placement: scheduler's choice; servers and clients on CPU 0; servers on 0, "
                         "clients on 1")
+    p.add_argument("--sessions", choices=["own", "shared"], default="own",
+                   help="own: each server in a session of its own, so with the kernel's autogroup (Linux "
+                        "default) it is scheduled as a group beside the clients' group, as a daemon would "
+                        "be; shared: servers in the benchmark's session, every server thread a peer of the "
+                        "20 clients for CPU")
     return p.parse_args()
 
 
@@ -119,10 +124,14 @@ def make_servers(args: argparse.Namespace, root: Path, logs: Path) -> list[Serve
         "netboot-nospin": Server("netboot-nospin", args.base_port + 4,
                                  ["env", "NETBOOT_BENCH_SPIN=0", args.python, str(HERE / "netboot_server.py"),
                                   str(args.base_port + 4), str(root)]),
-        # one loop per CPU, pinned, requests steered by CPU (the daemon's tftp-loops: auto)
-        "netboot-percpu": Server("netboot-percpu", args.base_port + 5,
-                                 ["env", "NETBOOT_BENCH_LOOPS=auto", args.python,
-                                  str(HERE / "netboot_server.py"), str(args.base_port + 5), str(root)]),
+        # one loop instead of one per CPU (tftp-loops: 1)
+        "netboot-1loop": Server("netboot-1loop", args.base_port + 5,
+                                ["env", "NETBOOT_BENCH_LOOPS=1", args.python,
+                                 str(HERE / "netboot_server.py"), str(args.base_port + 5), str(root)]),
+        # one loop per CPU as the default, but not pinned
+        "netboot-float": Server("netboot-float", args.base_port + 6,
+                                ["env", "NETBOOT_BENCH_PIN=0", args.python,
+                                 str(HERE / "netboot_server.py"), str(args.base_port + 6), str(root)]),
         "tftpd-hpa": Server("tftpd-hpa", args.base_port + 1,
                             [str(args.in_tftpd), "--foreground", "--listen", "--address",
                              f"127.0.0.1:{args.base_port + 1}", "--secure", "--user", user, str(root)]),
@@ -146,8 +155,10 @@ def _user_exists(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def running(servers: list[Server], logs: Path, probe: str, cpus: str | None) -> Iterator[None]:
-    """Start every server in its own process group and cgroup; stop exactly those afterwards."""
+def running(servers: list[Server], logs: Path, probe: str, cpus: str | None,
+            sessions: str = "own") -> Iterator[None]:
+    """Start every server in its own process group and cgroup (and session, see ``--sessions``); stop
+    exactly those afterwards."""
     root = cgroup_root()
     try:
         for server in servers:
@@ -156,8 +167,9 @@ def running(servers: list[Server], logs: Path, probe: str, cpus: str | None) -> 
                 server.cgroup.mkdir(exist_ok=True)
             argv = ["taskset", "-c", cpus, *server.argv] if cpus else server.argv
             log = open(logs / f"{server.name}.out", "wb")  # noqa: SIM115 (lives as long as the process)
-            server.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                           preexec_fn=_join(server.cgroup))
+            own = {"start_new_session": True} if sessions == "own" else {"process_group": 0}
+            server.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,  # type: ignore[call-overload]
+                                           preexec_fn=_join(server.cgroup), **own)
             if not _answers(server.port, probe):
                 raise SystemExit(f"{server.name} does not answer on port {server.port}; see {logs}")
         yield
@@ -354,7 +366,8 @@ def main() -> None:
               for w in ints(args.windows)]
     servers = make_servers(args, root, logs)
     print(f"# TFTP benchmark: {os.cpu_count()} CPUs, Linux {os.uname().release}, client {args.atftp}, "
-          f"median of {args.reps}, MB = 10^6 bytes, CPU placement: {args.pin}", flush=True)
+          f"median of {args.reps}, MB = 10^6 bytes, CPU placement: {args.pin}, sessions: {args.sessions}",
+          flush=True)
     print(f"# command: {os.environ.get('BENCH_CMD') or shlex.join(sys.argv)}", flush=True)
     print(f"# load average at start: {_load()}", flush=True)
     print("\n## Throughput (MB/s; ratio > 1: netboot faster)\n", flush=True)
@@ -362,7 +375,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         scratch = Path(tmp)
         os.chmod(scratch, 0o777)
-        with running(servers, logs, "probe", {"none": None, "same": "0", "split": "0"}[args.pin]):
+        placement = {"none": None, "same": "0", "split": "0"}[args.pin]
+        with running(servers, logs, "probe", placement, args.sessions):
             _, cost = measure(args, servers, cells, root, scratch)
     print(f"\n# load average at end: {_load()}", flush=True)
     if any(v is not None for v in cost.values()):

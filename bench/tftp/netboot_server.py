@@ -2,8 +2,9 @@
 
 SIGTERM stops it cleanly. Events go to a sink that drops them, so the run measures the transport.
 For A/B runs, ``NETBOOT_BENCH_SPIN=SECONDS`` overrides the C loop's spin (``netboot.servers.tftp.SPIN``;
-0 turns it off), and ``NETBOOT_BENCH_LOOPS=N`` (or ``auto``: one per CPU) runs N loops pinned to CPUs
-(``netboot.servers.tftp_loops``, the daemon's ``tftp-loops``).
+0 turns it off), ``NETBOOT_BENCH_LOOPS=N`` runs N loops instead of one per CPU (the daemon's default,
+``tftp-loops: auto``; see ``netboot.servers.tftp_loops``), and ``NETBOOT_BENCH_PIN=0`` leaves them
+unpinned.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ def main() -> None:
     port, root = int(sys.argv[1]), Path(sys.argv[2])
     logging.basicConfig(level=logging.WARNING, format="netboot-bench %(levelname)s %(message)s")
     spin = float(os.environ.get("NETBOOT_BENCH_SPIN", SPIN))
-    wanted = os.environ.get("NETBOOT_BENCH_LOOPS", "1")
+    wanted = os.environ.get("NETBOOT_BENCH_LOOPS", "auto")  # the daemon's default
     loops = len(os.sched_getaffinity(0)) if wanted == "auto" else int(wanted)
+    pin = os.environ.get("NETBOOT_BENCH_PIN", "1") != "0"
     server = TftpLoops(("127.0.0.1", port), RootResolver(root), EventRecorder(NullSink()), loops=loops,
-                       spin=spin)
+                       pin=pin, spin=spin)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     signal.signal(signal.SIGINT, lambda *_: server.shutdown())
     try:

@@ -101,8 +101,10 @@ class TftpLoops:
         loops: int = 1,
         max_transfers: int = 1024,
         cpus: list[int] | None = None,
+        pin: bool = True,
         **options: Any,
     ) -> None:
+        self._pin = pin
         allowed = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
         self._pins = cpu_sets(allowed, loops) if loops != 1 else []  # cpu_sets refuses 0 and too many
         table = TransferTable(fd_budget(max_transfers))
@@ -132,7 +134,8 @@ class TftpLoops:
     def _loop_name(self, index: int) -> str:
         if not self._pins:
             return "TFTP"
-        return f"TFTP loop {index + 1}/{len(self._pins)} (CPU {_cpu_list(self._pins[index])})"
+        where = "CPU" if self._pin else "requests from CPU"
+        return f"TFTP loop {index + 1}/{len(self._pins)} ({where} {_cpu_list(self._pins[index])})"
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -147,7 +150,8 @@ class TftpLoops:
         if not self._pins:
             return "1 loop"
         how = "steered by CPU" if self.steered else "spread by flow hash"
-        return f"{len(self.servers)} loops pinned to CPUs " + ", ".join(
+        where = "pinned to" if self._pin else "not pinned, taking requests from"
+        return f"{len(self.servers)} loops {where} CPUs " + ", ".join(
             _cpu_list(cpus) for cpus in self._pins) + f", requests {how}"
 
     def serve_forever(self) -> None:
@@ -163,13 +167,15 @@ class TftpLoops:
         try:
             self._run(0)
         finally:
-            os.sched_setaffinity(0, saved)
+            if self._pin:
+                os.sched_setaffinity(0, saved)
             for thread in self._threads:
                 thread.join()
 
     def _run(self, index: int) -> None:
         try:
-            os.sched_setaffinity(0, self._pins[index])  # this thread only (Linux: 0 is the caller)
+            if self._pin:
+                os.sched_setaffinity(0, self._pins[index])  # this thread only (Linux: 0 is the caller)
         except OSError as exc:
             log.warning("TFTP loop %d not pinned to CPU %s: %s", index + 1, _cpu_list(self._pins[index]), exc)
         try:
