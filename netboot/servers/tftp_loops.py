@@ -1,26 +1,27 @@
 """Several TFTP loops on one port: one per CPU, each pinned, each request steered to its CPU's loop.
 
 One :class:`~netboot.servers.tftp.TftpServer` loop answers a download's ACKs in C without the
-interpreter, but it is one thread: with many clients at once it can keep one CPU busy while others idle.
-:class:`TftpLoops` runs ``loops`` of them on the same address, for hosts where TFTP is the bottleneck
-(a boot storm at 1468-byte lock-step is a request-response chain per client; see
-``docs/performance.md``):
+interpreter, but it is one thread, and a thread is one scheduling entity: with 20 lock-step clients on
+two CPUs it was measured at 0.8-0.97 of atftpd (a thread per client) whenever it had to compete with busy
+processes for its CPU, and idle CPU time shows up while clients wait for it. :class:`TftpLoops` runs
+``loops`` of them on the same address; the daemon runs one per CPU by default (``tftp-loops: auto``),
+which measured at or above one loop in every cell and 1.2-1.4x atftpd with busy neighbours, for 10-25%
+more CPU per MB (docs/performance.md, "One loop per CPU"):
 
 - Every loop binds the request port with ``SO_REUSEPORT``. A classic BPF program attached with
   ``SO_ATTACH_REUSEPORT_CBPF`` picks the loop for each request from the CPU that received it: the CPU of
   the NIC queue its flow hashes to (RSS), or the sending process's CPU for clients on this host (VMs,
-  containers). Each loop thread is pinned to its CPUs, so a transfer is served where its packets arrive,
-  without waking a thread on another CPU. A CPU the program does not list (an interrupt outside the
-  daemon's CPU set) makes the kernel fall back to its flow hash.
+  containers). Each loop thread is pinned to its CPUs (unless ``pin=False``, config ``tftp-pin``), so a
+  transfer is served where its packets arrive, without waking a thread on another CPU. A CPU the program
+  does not list (an interrupt outside the daemon's CPU set) makes the kernel fall back to its flow hash.
 - The transfer then stays in the loop that took the request: its socket is that loop's.
 - The loops share one :class:`~netboot.servers.tftp.TransferTable`: ``max_transfers`` is a total, and a
   request from a client that already has a transfer goes to the loop that owns it, so a retransmitted
   request that arrives on another CPU does not start a second transfer.
 
 With one receive queue (many virtual NICs), every request arrives on one CPU and one loop does all the
-work, as without this module. ``loops=1`` (the default everywhere) is a plain ``TftpServer``: no
-``SO_REUSEPORT``, no pinning. Pinning is the admin's call (config ``tftp-loops``), never a default: it
-binds the daemon's TFTP threads to CPUs the admin may want for something else.
+work, as with a single loop. ``loops=1`` is a plain ``TftpServer`` in the calling thread: no
+``SO_REUSEPORT``, no pinning, no thread of its own.
 
 While loops are running, another process of the same user could also bind the port with
 ``SO_REUSEPORT`` and receive some requests; the daemon runs as root, so that is only root.

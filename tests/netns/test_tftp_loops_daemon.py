@@ -1,4 +1,4 @@
-"""``tftp-loops`` in the real daemon: a loop per CPU serving tftp-hpa clients across a veth bridge.
+"""``tftp-loops`` in the real daemon: by default a loop per CPU, serving tftp-hpa across a veth bridge.
 
 A datagram a process sends through a veth pair is received on the sender's CPU, so a client started
 with ``taskset -c N`` sends its request to the loop pinned to CPU N. Each loop's stop line says how many
@@ -21,17 +21,19 @@ CPUS = sorted(os.sched_getaffinity(0))
 
 
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
-def test_the_daemon_serves_tftp_from_a_loop_per_cpu(lab: Lab, tmp_path: Path) -> None:
+def test_the_daemon_serves_tftp_from_a_loop_per_cpu_by_default(lab: Lab, tmp_path: Path) -> None:
     srv = lab.host("srv", 1)
     cli = lab.host("cli", 3)
     payload = os.urandom(1_000_003)
     root = tmp_path / "data" / "tftp"
     root.mkdir(parents=True)
     (root / "f.bin").write_bytes(payload)
-    served = start_netboot(lab, srv, tmp_path, config="tftp-loops: 2\ndhcp:\n  mode: 'off'\n", http_port=8081)
+    served = start_netboot(lab, srv, tmp_path, config="dhcp:\n  mode: 'off'\n", http_port=8081)
+    loops = len(CPUS)
     try:
         ready = served.log_text()
-        assert f"2 loops pinned to CPUs {CPUS[0]}, {CPUS[1]}, requests steered by CPU" in ready, ready
+        cpus = ", ".join(map(str, CPUS))
+        assert f"{loops} loops pinned to CPUs {cpus}, requests steered by CPU" in ready, ready
         for cpu in CPUS[:2]:
             out = tmp_path / f"got-{cpu}"
             cli.run("taskset", "-c", str(cpu), "tftp", "-m", "binary", lab.ip(1), "-c", "get", "f.bin",
@@ -41,7 +43,7 @@ def test_the_daemon_serves_tftp_from_a_loop_per_cpu(lab: Lab, tmp_path: Path) ->
         served.stop()
     text = served.log_text()
     for index, cpu in enumerate(CPUS[:2], start=1):
-        line = rf"TFTP loop {index}/2 \(CPU {cpu}\) stopped on \S+: (\d+) ACKs answered in C"
+        line = rf"TFTP loop {index}/{loops} \(CPU {cpu}\) stopped on \S+: (\d+) ACKs answered in C"
         stopped = re.search(line, text)
         assert stopped, text
         assert int(stopped.group(1)) > 1000, stopped.group(0)

@@ -196,6 +196,22 @@ def test_a_clients_next_request_goes_to_the_loop_that_serves_it(start: Callable[
 
 
 @two_cpus
+def test_unpinned_loops_take_requests_by_cpu_but_run_anywhere(start: Callable[..., Served]) -> None:
+    served = start(loops=2, cpus=CPUS[:2], pin=False)
+    assert served.loops.describe() == (f"2 loops not pinned, taking requests from CPUs {CPUS[0]}, {CPUS[1]}, "
+                                       "requests steered by CPU")
+    with RawClient(served.address) as one, RawClient(served.address) as two:
+        tids = [on_cpu(CPUS[0], lambda: first_data(one)), on_cpu(CPUS[1], lambda: first_data(two))]
+        assert served.per_loop() == [1, 1]
+        threads = {t.name: t for t in threading.enumerate()}
+        for name in ("tftp-test-loops", "netboot-tftp-2"):
+            assert os.sched_getaffinity(threads[name].native_id or 0) == set(CPUS)
+        one.send(Error(0, "enough"), tids[0])
+        two.send(Error(0, "enough"), tids[1])
+    assert wait_for(lambda: served.per_loop() == [0, 0])
+
+
+@two_cpus
 def test_max_transfers_is_one_budget_for_all_loops(start: Callable[..., Served]) -> None:
     served = start(loops=2, cpus=CPUS[:2], max_transfers=2)
     clients = [RawClient(served.address) for _ in range(3)]
