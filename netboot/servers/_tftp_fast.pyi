@@ -5,13 +5,19 @@ GSO_MAX_SEGMENTS: int
 GSO_MAX_BYTES: int
 GSO_REFUSED: tuple[int, ...]
 
+class TransferCount:
+    value: int
+
 class FastSet:
     answered: int
     handed_back: int
     spin: float
+    spin_limit: int
+    transfers: int
     spins_caught: int
     spins_missed: int
-    def __init__(self, reply_size: int, eager_rounds: int, eager_backoff: int, spin: float = 0.0) -> None: ...
+    def __init__(self, reply_size: int, eager_rounds: int, eager_backoff: int, spin: float = 0.0,
+                 spin_limit: int = ..., count: TransferCount | None = None) -> None: ...
     def add(self, sock_fd: int, file_fd: int, client_ip: bytes, client_port: int, size: int,
             window_bytes: int) -> None: ...
     def arm(self, sock_fd: int, sent: int, last: int, blksize: int, windowsize: int, gso: bool) -> None: ...

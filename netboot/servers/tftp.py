@@ -111,6 +111,11 @@ EAGER_ROUNDS, EAGER_BACKOFF = 8, 16
 #: EAGER_BACKOFF waits, doubled per miss in a row, so a client across a slower network costs about a
 #: dozen lost spins per download
 SPIN = 50e-6
+#: the most transfers the server (all its loops together) may hold while a loop spins: the spin is for
+#: one client that answers at once; with more, a spinning CPU looks busy to the scheduler, which then
+#: queues the clients it wakes elsewhere (2, 4 and 20 clients ran faster and cheaper without the spin,
+#: docs/performance.md)
+SPIN_LIMIT = 1
 #: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
 READAHEAD = 32 << 10
 #: largest window (windowsize x blksize) the C fast path reads at once: its one buffer per server
@@ -264,6 +269,9 @@ class TransferTable:
 
     def __init__(self, max_transfers: int) -> None:
         self.max_transfers = max_transfers
+        #: the C sets' shared count of their transfers: each loop spins only while the whole port serves
+        #: at most SPIN_LIMIT transfers, whichever loops hold them
+        self.fast_count = _tftp_fast.TransferCount() if _tftp_fast is not None else None
         self._lock = threading.Lock()
         self._count = 0
         self._owner: dict[Address, TftpServer] = {}
@@ -342,7 +350,8 @@ class TftpServer:
         self._listen = self._open_listener(bind, receive_buffer, reuse_port)
         #: the C happy path's set (None: the state machine answers every ACK); when built, it is also
         #: what the loop waits in, so a download's ACKs are answered without waking the interpreter
-        self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF, spin)
+        self._fast = (_tftp_fast.FastSet(MAX_REPLY, EAGER_ROUNDS, EAGER_BACKOFF, spin, SPIN_LIMIT,
+                                         self._table.fast_count)
                       if fast_path and _tftp_fast is not None else None)
         self._poller: _Poller = self._fast if self._fast is not None else _EpollPoller()
         self._wake_r, self._wake_w = socket.socketpair()

@@ -126,14 +126,11 @@ def _lock_step_blocks(payload: bytes) -> int:
     return len(payload) // 512 + 1
 
 
-def test_spin_catches_a_client_that_answers_at_once(pair: tuple[socket.socket, socket.socket],
-                                                    payload: tuple[bytes, int]) -> None:
-    """A client on this host ACKs each block as it lands: the loop, polling for up to 10 ms after each
-    answer instead of sleeping, finds those ACKs awake, and the download is still byte for byte."""
-    server, client = pair
-    data, fd = payload
+def _download_to_a_fast_client(fast: Any, server: socket.socket, client: socket.socket, data: bytes,
+                               fd: int) -> None:
+    """Add and arm a lock-step transfer, and download it all with a client thread that ACKs each block
+    as it lands; the blocks must arrive byte for byte."""
     last = _lock_step_blocks(data)
-    fast = fast_extension().FastSet(REPLY, 8, 0, 0.01)  # backoff 0: every answer spins, even after a miss
     received: list[bytes] = []
 
     def client_loop() -> None:
@@ -152,11 +149,78 @@ def test_spin_catches_a_client_that_answers_at_once(pair: tuple[socket.socket, s
         assert ready == [] and back == [(server.fileno(), encode(Ack(last)), client.getsockname())]
     finally:
         thread.join(5)
-        fast.close()
     assert [decode(packet) for packet in received] == [
         Data(block, data[(block - 1) * 512 : block * 512]) for block in range(2, last + 1)]
+
+
+def test_spin_catches_a_client_that_answers_at_once(pair: tuple[socket.socket, socket.socket],
+                                                    payload: tuple[bytes, int]) -> None:
+    """A client on this host ACKs each block as it lands: the loop, polling for up to 10 ms after each
+    answer instead of sleeping, finds those ACKs awake, and the download is still byte for byte."""
+    server, client = pair
+    data, fd = payload
+    last = _lock_step_blocks(data)
+    fast = fast_extension().FastSet(REPLY, 8, 0, 0.01)  # backoff 0: every answer spins, even after a miss
+    try:
+        _download_to_a_fast_client(fast, server, client, data, fd)
+    finally:
+        fast.close()
     assert fast.answered == last - 1
     assert fast.spins_caught >= 1 and fast.spins_caught + fast.spins_missed <= last - 1
+
+
+def test_no_spin_while_the_port_serves_more_transfers_than_the_limit(
+        pair: tuple[socket.socket, socket.socket], payload: tuple[bytes, int]) -> None:
+    """The loops of one port share a TransferCount. With a spin limit of 1, a loop does not spin while
+    another loop holds a transfer too (with two clients the CPU is worth more to them than to the spin),
+    and spins again once that transfer is gone."""
+    ext = fast_extension()
+    server, client = pair
+    data, fd = payload
+    count = ext.TransferCount()
+    fast = ext.FastSet(REPLY, 8, 0, 0.01, 1, count)
+    other = ext.FastSet(REPLY, 8, 0, 0.01, 1, count)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as idle:
+        idle.bind(("127.0.0.1", 0))
+        try:
+            other.add(idle.fileno(), fd, socket.inet_aton("127.0.0.1"), 9, len(data), 512)
+            _download_to_a_fast_client(fast, server, client, data, fd)
+            assert count.value == 2 and fast.answered == _lock_step_blocks(data) - 1
+            assert fast.spins_caught == fast.spins_missed == 0
+            fast.remove(server.fileno())
+            other.remove(idle.fileno())
+            assert count.value == 0
+            _download_to_a_fast_client(fast, server, client, data, fd)  # alone now: it spins
+            assert count.value == 1 and fast.spins_caught >= 1
+        finally:
+            fast.close()
+            other.close()
+    assert count.value == 0
+
+
+def test_transfer_count_follows_the_sets_that_share_it(pair: tuple[socket.socket, socket.socket],
+                                                       payload: tuple[bytes, int]) -> None:
+    ext = fast_extension()
+    server, client = pair
+    data, fd = payload
+    count = ext.TransferCount()
+    one, two = ext.FastSet(REPLY, 8, 0, 0.0, 1, count), ext.FastSet(REPLY, 8, 0, 0.0, 1, count)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as idle:
+        one.watch(client.fileno())  # a watched descriptor is not a transfer
+        assert count.value == 0
+        _add(one, server, client, fd, len(data), 512)
+        two.add(idle.fileno(), fd, socket.inet_aton("127.0.0.1"), 9, len(data), 512)
+        assert (count.value, one.transfers, two.transfers) == (2, 1, 1)
+        one.remove(server.fileno())
+        assert (count.value, one.transfers) == (1, 0)
+        two.close()  # a closed set's transfers leave the count with it
+        assert count.value == 0
+        one.close()
+    with pytest.raises(TypeError, match="count must be a TransferCount"):
+        ext.FastSet(REPLY, 8, 0, 0.0, 1, object())
+    alone = ext.FastSet(REPLY, 8, 0)
+    assert alone.spin_limit > 1 << 30  # no limit unless asked
+    alone.close()
 
 
 def test_spin_that_finds_nothing_pauses_spinning(pair: tuple[socket.socket, socket.socket],
@@ -239,3 +303,5 @@ def test_misuse_is_refused(fast_set: Any, pair: tuple[socket.socket, socket.sock
             fast_extension().FastSet(REPLY, 8, 16, spin)
     with pytest.raises(ValueError):
         fast_extension().FastSet(REPLY, 8, 4096, 50e-6)  # a pause longer than the doubling's cap
+    with pytest.raises(ValueError):
+        fast_extension().FastSet(REPLY, 8, 16, 50e-6, -1)  # a negative spin limit
