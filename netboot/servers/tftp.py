@@ -17,9 +17,10 @@ A download's happy path (the ACK of the last block sent in, the next window or l
 runs in C when the optional extension ``_tftp_fast`` is built: its ``FastSet`` is then what the loop
 waits in, and the interpreter wakes only for requests, the datagrams the C loop hands back and
 retransmission deadlines (see ``_tftp_fast.c`` for why and for its narrow contract). After answering
-an ACK it polls for :data:`SPIN` seconds before sleeping, because a client on the same host answers
-sooner than a sleeping thread can be woken on a VM. The state machine still decides everything else,
-and the server runs the same protocol without it.
+an ACK it polls for :data:`SPIN` seconds before sleeping while the port serves a single transfer
+(:data:`SPIN_LIMIT`), because a client on the same host answers sooner than a sleeping thread can be
+woken on a VM. The state machine still decides everything else, and the server runs the same
+protocol without it.
 
 Read-only by construction: a WRQ is answered with ERROR 2. Files come from a resolver (see
 :class:`ChainResolver`): content rendered per request first, then the TFTP root through
