@@ -375,11 +375,11 @@ serve(FastSet *self, Entry *e, double now, unsigned char *in, struct sockaddr_in
  * its turn instead of delaying the ACK it waits for. A spin that finds nothing (a client across a real
  * network, or one that went quiet) stops spinning for eager_backoff waits, twice as many after each
  * further miss in a row (up to SPIN_BACKOFF_MAX), so a client that is never that fast costs a dozen
- * spins per download; a spin that finds work resets the pause. The caller spins only while the set holds
- * at most spin_limit transfers: with many clients the next ACK comes soon anyway, and a spinning CPU
- * looks busy to the scheduler, which then queues the clients it wakes elsewhere (20 lock-step clients ran
- * faster and cheaper without the spin, docs/performance.md). Returns epoll_wait()'s result, or 0 when
- * the caller should sleep. */
+ * spins per download; a spin that finds work resets the pause. The caller spins only while the shared
+ * TransferCount (every loop of the port) is at most spin_limit: with more clients a spinning CPU looks
+ * busy to the scheduler, which then queues the clients it wakes elsewhere (2, 4 and 20 lock-step clients
+ * ran faster and cheaper without the spin, docs/performance.md). Returns epoll_wait()'s result, or 0
+ * when the caller should sleep. */
 static int
 spin_wait(FastSet *self, struct epoll_event *events, double deadline)
 {
@@ -750,7 +750,14 @@ fastset_init(FastSet *self, PyObject *args, PyObject *kwargs)
                         "FastSet(): reply_size, eager_rounds, eager_backoff, spin or spin_limit out of range");
         return -1;
     }
-    release(self);
+    if (count == NULL)
+        count = PyObject_CallNoArgs((PyObject *)&TransferCountType); /* a count of its own */
+    else
+        Py_INCREF(count);
+    if (count == NULL)
+        return -1;
+    release(self); /* a set initialised again: its old transfers leave its old count */
+    Py_XSETREF(self->count, (TransferCount *)count);
     self->rbuf = PyMem_RawMalloc((size_t)reply_size * MAX_EVENTS);
     if (self->rbuf == NULL) {
         PyErr_NoMemory();
@@ -766,14 +773,6 @@ fastset_init(FastSet *self, PyObject *args, PyObject *kwargs)
     self->eager_backoff = eager_backoff;
     self->spin = spin;
     self->spin_limit = spin_limit;
-    self->transfers = 0;
-    if (count == NULL)
-        count = PyObject_CallNoArgs((PyObject *)&TransferCountType); /* a count of its own */
-    else
-        Py_INCREF(count);
-    if (count == NULL)
-        return -1;
-    Py_XSETREF(self->count, (TransferCount *)count);
     self->spin_pause = 0;
     self->spin_backoff = eager_backoff;
     return 0;
