@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -173,13 +172,11 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
     root = cfg.tftp_dir
     root.mkdir(parents=True, exist_ok=True)
     resolver = loader_resolver(runtime, ChainResolver(runtime.tftp_dynamic, RootResolver(root)))
-    cpus = sorted(os.sched_getaffinity(0))
-    loops = len(cpus) if cfg.tftp_loops == "auto" else int(cfg.tftp_loops)
-    if loops > len(cpus):
-        raise StartupError(f"tftp-loops: {loops} loops, but this process may run on {len(cpus)} CPUs "
-                           f"({', '.join(map(str, cpus))}); use at most one loop per CPU, or 'auto'")
-    server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=loops, cpus=cpus,
-                       pin=cfg.tftp_pin)
+    try:
+        server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=cfg.tftp_loops,
+                           pin=cfg.tftp_pin)
+    except ValueError as exc:  # more loops than this process has CPUs
+        raise StartupError(f"tftp-loops: {exc}") from None
     return server, f"tftp on {bind}:{server.server_address[1]} (root {root}, {server.describe()})"
 
 

@@ -31,8 +31,7 @@ def main() -> None:
     port, root = int(sys.argv[1]), Path(sys.argv[2])
     logging.basicConfig(level=logging.WARNING, format="netboot-bench %(levelname)s %(message)s")
     spin = float(os.environ.get("NETBOOT_BENCH_SPIN", SPIN))
-    wanted = os.environ.get("NETBOOT_BENCH_LOOPS", "auto")  # the daemon's default
-    loops = len(os.sched_getaffinity(0)) if wanted == "auto" else int(wanted)
+    loops = os.environ.get("NETBOOT_BENCH_LOOPS", "auto")  # the daemon's default
     pin = os.environ.get("NETBOOT_BENCH_PIN", "1") != "0"
     server = TftpLoops(("127.0.0.1", port), RootResolver(root), EventRecorder(NullSink()), loops=loops,
                        pin=pin, spin=spin)

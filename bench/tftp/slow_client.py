@@ -7,7 +7,8 @@ Starts ``netboot_server.py`` twice on 127.0.0.1 (ports 16911 and 16912), with th
 ``$BENCH_DIR`` (default /tmp/nbt-bench/root, written by ``bench/tftp.sh``) from each in turn with a
 client that asks blksize 1468 windowsize 4 and answers each window ``--delay`` seconds late, so that
 every spin misses. Prints, per server, the median wall time and the server's CPU time during the
-download (``/proc/PID/schedstat``). Every client socket has a timeout; both servers are stopped by PID.
+download (``/proc/PID/task/*/schedstat``: every loop thread). Every client socket has a timeout; both
+servers are stopped by PID.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def download(port: int, name: str, delay: float) -> int:
 
 
 def cpu_ns(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    """CPU time of every thread of ``pid`` (the server runs a loop thread per CPU)."""
+    return sum(int((task / "schedstat").read_text().split()[0])
+               for task in Path(f"/proc/{pid}/task").iterdir())
 
 
 def main() -> None:

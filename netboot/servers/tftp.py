@@ -563,13 +563,13 @@ class TftpServer:
             self._refuse(request, addr, local, ErrorCode.NOT_DEFINED,
                          "server busy", reason="too many transfers")
             return
+        active = None
         try:
             active = self._open_transfer(request, addr, local, now)
-        except BaseException:
-            self._table.release(self, addr, owner=addr not in self._by_client)
-            raise
+        finally:
+            if active is None:  # refused, or an exception: the reservation goes back
+                self._table.release(self, addr, owner=addr not in self._by_client)
         if active is None:
-            self._table.release(self, addr, owner=addr not in self._by_client)
             return
         transfer, sock, source = active.transfer, active.sock, active.source
         window = transfer.negotiation.windowsize * transfer.negotiation.blksize

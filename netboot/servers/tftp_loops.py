@@ -58,7 +58,9 @@ def cpu_sets(cpus: list[int], loops: int) -> list[set[int]]:
     """Which CPUs each loop is pinned to: the allowed CPUs dealt out in turn (loop i gets every
     ``loops``-th CPU, starting with the i-th)."""
     if not 1 <= loops <= len(cpus):
-        raise ValueError(f"{loops} loops for {len(cpus)} CPUs: at most one loop per CPU")
+        raise ValueError(f"{loops} loops, but this process may run on {len(cpus)} CPUs "
+                         f"({', '.join(map(str, cpus))}): use 1 to {len(cpus)} (at most one loop per CPU) "
+                         "or 'auto'")
     return [set(cpus[i::loops]) for i in range(loops)]
 
 
@@ -90,7 +92,8 @@ class TftpLoops:
     ``serve_forever()`` starts loops 2..n in threads (``netboot-tftp-2`` ...), runs loop 1 in the calling
     thread, and returns once all have stopped; the calling thread's CPU affinity is restored then.
     ``shutdown()`` stops them all; ``close()`` releases every socket. Other keyword arguments go to each
-    :class:`TftpServer`. ``cpus`` defaults to the CPUs this process may run on.
+    :class:`TftpServer`. ``cpus`` defaults to the CPUs this process may run on; ``loops="auto"`` is one
+    loop per CPU of those, and a number outside 1..len(cpus) is refused with ValueError.
     """
 
     def __init__(
@@ -99,7 +102,7 @@ class TftpLoops:
         resolver: TftpResolver,
         recorder: EventRecorder,
         *,
-        loops: int = 1,
+        loops: int | str = 1,
         max_transfers: int = 1024,
         cpus: list[int] | None = None,
         pin: bool = True,
@@ -107,7 +110,9 @@ class TftpLoops:
     ) -> None:
         self._pin = pin
         allowed = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-        self._pins = cpu_sets(allowed, loops) if loops != 1 else []  # cpu_sets refuses 0 and too many
+        loops = len(allowed) if loops == "auto" else int(loops)
+        #: the CPUs each loop takes requests from (and is pinned to, with ``pin``); empty for one loop
+        self._cpu_sets = cpu_sets(allowed, loops) if loops != 1 else []  # refuses 0 and too many
         table = TransferTable(fd_budget(max_transfers))
         self.servers: list[TftpServer] = []
         try:
@@ -121,7 +126,7 @@ class TftpLoops:
             self.steered = False
             if loops > 1:
                 try:
-                    attach_steering(first.listener, steering_program(self._pins))
+                    attach_steering(first.listener, steering_program(self._cpu_sets))
                     self.steered = True
                 except OSError as exc:  # an old kernel: the flow hash spreads requests instead
                     log.warning("TFTP: cannot steer requests to the loop on their CPU (%s); the kernel's "
@@ -130,13 +135,12 @@ class TftpLoops:
             for server in self.servers:
                 server.close()
             raise
-        self._threads: list[threading.Thread] = []
 
     def _loop_name(self, index: int) -> str:
-        if not self._pins:
+        if not self._cpu_sets:
             return "TFTP"
         where = "CPU" if self._pin else "requests from CPU"
-        return f"TFTP loop {index + 1}/{len(self._pins)} ({where} {_cpu_list(self._pins[index])})"
+        return f"TFTP loop {index + 1}/{len(self._cpu_sets)} ({where} {_cpu_list(self._cpu_sets[index])})"
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -148,21 +152,21 @@ class TftpLoops:
 
     def describe(self) -> str:
         """How the loops are laid out, for the daemon's start-up line."""
-        if not self._pins:
+        if not self._cpu_sets:
             return "1 loop"
         how = "steered by CPU" if self.steered else "spread by flow hash"
         where = "pinned to" if self._pin else "not pinned, taking requests from"
         return f"{len(self.servers)} loops {where} CPUs " + ", ".join(
-            _cpu_list(cpus) for cpus in self._pins) + f", requests {how}"
+            _cpu_list(cpus) for cpus in self._cpu_sets) + f", requests {how}"
 
     def serve_forever(self) -> None:
         """Run every loop until :meth:`shutdown`."""
-        if not self._pins:
+        if not self._cpu_sets:
             self.servers[0].serve_forever()
             return
-        self._threads = [threading.Thread(target=self._run, args=(index,), name=f"netboot-tftp-{index + 1}",
-                                          daemon=True) for index in range(1, len(self.servers))]
-        for thread in self._threads:
+        threads = [threading.Thread(target=self._run, args=(index,), name=f"netboot-tftp-{index + 1}",
+                                    daemon=True) for index in range(1, len(self.servers))]
+        for thread in threads:
             thread.start()
         saved = os.sched_getaffinity(0)
         try:
@@ -170,15 +174,16 @@ class TftpLoops:
         finally:
             if self._pin:
                 os.sched_setaffinity(0, saved)
-            for thread in self._threads:
+            for thread in threads:
                 thread.join()
 
     def _run(self, index: int) -> None:
         try:
             if self._pin:
-                os.sched_setaffinity(0, self._pins[index])  # this thread only (Linux: 0 is the caller)
+                os.sched_setaffinity(0, self._cpu_sets[index])  # this thread only (Linux: 0 is the caller)
         except OSError as exc:
-            log.warning("TFTP loop %d not pinned to CPU %s: %s", index + 1, _cpu_list(self._pins[index]), exc)
+            log.warning("TFTP loop %d not pinned to CPU %s: %s", index + 1, _cpu_list(self._cpu_sets[index]),
+                        exc)
         try:
             self.servers[index].serve_forever()
         except Exception:
