@@ -44,6 +44,9 @@ class System:
     uuid: str | None = None
     first_seen: float | None = None
     last_seen: float | None = None
+    #: how this machine leaves for its disk, overriding its group's and profile's ``local_boot``
+    #: (``skip``: no boot file at DHCP time; ``auto``/``exit``/``sanboot``: the iPXE hand-back); None inherits
+    local_boot: str | None = None
 
     def as_json(self, *, with_token: bool = False) -> dict[str, Any]:
         """The JSON shape the API and ``netboot system ... --json`` share (the token only when asked)."""
@@ -59,6 +62,7 @@ class System:
             "uuid": self.uuid,
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
+            "local_boot": self.local_boot,
         }
         if with_token:
             out["token"] = self.token
