@@ -6,37 +6,13 @@ Each change is written to the audit log as ``cli:<unix user>``.
 
 from __future__ import annotations
 
-import getpass
-import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from netboot.cli import fail, load, state_options
-from netboot.store import Store, StoreError, open_store
+from netboot.cli.common import actor, echo_json, fail, state_options, store_of, when
 from netboot.store.accounts import ROLES, AccountError
-
-
-def _store(config_file: Path | None, data_dir: Path | None) -> Store:
-    cfg = load(config_file, data_dir)
-    try:
-        return open_store(cfg.db_url)
-    except StoreError as exc:
-        fail(str(exc), 1)
-        raise  # not reached: fail() exits
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli"
-
-
-def _when(value: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
 
 
 @click.group()
@@ -67,13 +43,12 @@ def user_add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         made = store.users.add(name, password, role)
-        store.audit.write(_actor(), "user-add", f"user {made.name}", {"role": made.role})
+        store.audit.write(actor(), "user-add", f"user {made.name}", {"role": made.role})
     except AccountError as exc:
         fail(f"{exc.field}: {exc}")
-        return
     finally:
         store.close()
     click.echo(f"added user {made.name} ({made.role}); sign in at http://<server>:<http-port>/ui/")
@@ -84,21 +59,21 @@ def user_add(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def user_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
     """List users."""
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         users = store.users.list()
     finally:
         store.close()
     if as_json:
         rows = [{"name": u.name, "role": u.role, "created": u.created} for u in users]
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     if not users:
         click.echo("no users (create one with: netboot user add NAME)")
         return
     click.echo(f"{'NAME':<24}{'ROLE':<10}CREATED")
     for u in users:
-        click.echo(f"{u.name:<24}{u.role:<10}{_when(u.created)}")
+        click.echo(f"{u.name:<24}{u.role:<10}{when(u.created, seconds=False)}")
 
 
 @user.command("remove")
@@ -106,11 +81,11 @@ def user_list(config_file: Path | None, data_dir: Path | None, as_json: bool) ->
 @click.argument("name")
 def user_remove(config_file: Path | None, data_dir: Path | None, name: str) -> None:
     """Remove user NAME with their API tokens and sessions."""
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         if not store.users.remove(name):
             fail(f"no user {name!r}")
-        store.audit.write(_actor(), "user-remove", f"user {name}")
+        store.audit.write(actor(), "user-remove", f"user {name}")
     finally:
         store.close()
     click.echo(f"removed user {name}")
@@ -126,10 +101,10 @@ def user_password(config_file: Path | None, data_dir: Path | None, name: str, pa
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         store.users.set_password(name, password)
-        store.audit.write(_actor(), "password-change", f"user {name}")
+        store.audit.write(actor(), "password-change", f"user {name}")
     except AccountError as exc:
         fail(f"{exc.field}: {exc}")
     finally:
@@ -154,18 +129,16 @@ def token_create(config_file: Path | None, data_dir: Path | None, user_name: str
       TOKEN=$(netboot token create --user admin --name ansible)
       curl -H "Authorization: Bearer $TOKEN" http://server:8080/api/v1/systems
     """
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         owner = store.users.get(user_name)
         if owner is None:
             fail(f"--user: no user {user_name!r} (see netboot user list)")
-            return
         made, secret = store.tokens.create(owner, label)
         detail = {"user": owner.name, "name": made.name}
-        store.audit.write(_actor(), "token-create", f"token {made.id}", detail)
+        store.audit.write(actor(), "token-create", f"token {made.id}", detail)
     except AccountError as exc:
         fail(f"--name: {exc}")
-        return
     finally:
         store.close()
     click.echo(f"token {made.id} for {owner.name} ({owner.role}); shown only now:", err=True)
@@ -177,28 +150,25 @@ def token_create(config_file: Path | None, data_dir: Path | None, user_name: str
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         tokens = store.tokens.list()
     finally:
         store.close()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": t.id,
-                        "name": t.name,
-                        "user": t.user,
-                        "hint": t.hint,
-                        "created": t.created,
-                        "last_used": t.last_used,
-                        "revoked": t.revoked,
-                    }
-                    for t in tokens
-                ],
-                indent=2,
-            )
+        echo_json(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "user": t.user,
+                    "hint": t.hint,
+                    "created": t.created,
+                    "last_used": t.last_used,
+                    "revoked": t.revoked,
+                }
+                for t in tokens
+            ]
         )
         return
     if not tokens:
@@ -208,8 +178,8 @@ def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -
     for t in tokens:
         status = "active" if t.active else "revoked"
         click.echo(
-            f"{t.id:<5}{t.name[:19]:<20}{t.user[:15]:<16}{t.hint:<14}{_when(t.created):<18}"
-            f"{_when(t.last_used):<18}{status}"
+            f"{t.id:<5}{t.name[:19]:<20}{t.user[:15]:<16}{t.hint:<14}{when(t.created, seconds=False):<18}"
+            f"{when(t.last_used, seconds=False):<18}{status}"
         )
 
 
@@ -218,21 +188,17 @@ def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -
 @click.argument("token_id", metavar="ID", type=int)
 def token_revoke(config_file: Path | None, data_dir: Path | None, token_id: int) -> None:
     """Revoke token ID: it stops working at once."""
-    store = _store(config_file, data_dir)
+    store = store_of(config_file, data_dir)
     try:
         found = store.tokens.get(token_id)
         if found is None:
             fail(f"no token {token_id} (see netboot token list)")
-            return
         if not store.tokens.revoke(token_id):
             fail(f"token {token_id} is already revoked")
-        store.audit.write(_actor(), "token-revoke", f"token {token_id}", {"user": found.user})
+        store.audit.write(actor(), "token-revoke", f"token {token_id}", {"user": found.user})
     finally:
         store.close()
     click.echo(f"revoked token {token_id}")
 
 
-def add_to(group: click.Group) -> None:
-    """Register ``user`` and ``token`` on the ``netboot`` command group."""
-    group.add_command(user)
-    group.add_command(token)
+COMMANDS: list[click.Command] = [user, token]

@@ -1,6 +1,6 @@
 """``netboot lab``: watch machines install, in a private network of QEMU VMs (see docs/lab.md).
 
-Registered on the main CLI by one line at the bottom of :mod:`netboot.cli`.
+The work is in :mod:`netboot.lab`; this module turns its results into lines, JSON and exit statuses.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from netboot.cli import fail, load, state_options
+from netboot.cli.common import fail, load, state_options
 from netboot.qemu import FIRMWARES
 
 NAME_OPTION = click.option(
@@ -396,7 +396,6 @@ def screenshot_cmd(
         fail(str(exc), exc.status)
     if not record.qmp_socket:
         fail(f"{record.name} has no monitor socket", 1)
-        return
     out = output or Path(record.dir) / "screen.png"
     try:
         screenshot(Path(record.qmp_socket), out)
@@ -417,3 +416,6 @@ def down_cmd(config_file: Path | None, data_dir: Path | None, name: str) -> None
     except LabError as exc:
         fail(str(exc), exc.status)
     click.echo(f"lab {name!r} is down" if removed else f"no lab {name!r} (nothing to remove)")
+
+
+COMMANDS: list[click.Command] = [lab]
