@@ -17,9 +17,9 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import ErrorDetails
 
 from netboot.arch import Arch
@@ -178,3 +178,24 @@ ArchName = Annotated[
     PlainValidator(choice("arch", ARCH_CHOICES)),
     WithJsonSchema({"type": "string", "enum": list(ARCH_CHOICES)}),
 ]
+
+
+class FileModel(BaseModel):
+    """Base of every admin-written mapping: frozen, unknown keys refused, a non-mapping named plainly.
+
+    ``not_mapping`` is the refusal for a value that is not a mapping (``{got}`` is its :func:`type_name`);
+    with ``null_is_empty`` a key given no value (``dhcp:``) means an empty mapping.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    not_mapping: ClassVar[str] = "must be a mapping, got {got}"
+    null_is_empty: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        if data is None and cls.null_is_empty:
+            return {}
+        if not isinstance(data, dict):
+            raise ValueError(cls.not_mapping.format(got=type_name(data)))
+        return data

@@ -3,16 +3,22 @@
 Both the daemon's configuration and the profiles are admin-written YAML. A typo must be refused at load
 with the file, the line and the key (``profiles/rocky9/profile.yaml:12: unknown key 'kernal'``), not a
 traceback. :func:`load` returns plain Python values plus a :class:`Where` lookup keyed by the dotted path
-of each mapping key and list item.
+of each mapping key and list item; :func:`schema_errors` turns a pydantic :class:`ValidationError` of
+such a document into one :class:`SourceError` per problem at the line of its key.
 """
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+from netboot.schema_types import did_you_mean, reason_of
 
 
 class SourceError(ValueError):
@@ -118,3 +124,92 @@ def load(path: Path) -> Located:
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(str(path), None, None, f"cannot read: {exc}") from None
     return loads(text, str(path))
+
+
+# ------------------------------------------------------------------------------ schema errors -> lines
+
+
+def _model_inside(tp: Any) -> type[BaseModel] | None:
+    """The pydantic model a field's type holds (``X``, ``X | None``, ``tuple[X, ...]``, ``dict[str, X]``)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _model_inside(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model reached by ``loc`` accepts (for a did-you-mean), as a file spells them."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue  # an index into a list of the model already found
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        current = _model_inside(field.annotation) if field is not None else None
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    # dict-key errors end in "[key]"; the key itself is already the part before
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("[")))
+
+
+def schema_errors(
+    doc: Located, exc: ValidationError, model: type[BaseModel], *, quote_unknown: bool = False
+) -> list[SourceError]:
+    """Every error of one validation as ``file:line: key: reason``, in file order.
+
+    A value error names the deepest key the file really holds (a before-validator may have turned
+    ``kernel: vmlinuz`` into ``kernel.path``: the admin wrote ``kernel``). An unknown key suggests the
+    closest key of its mapping: as ``key: unknown key (did you mean ...)``, or with ``quote_unknown`` as
+    ``unknown key 'kernel.pth' (did you mean 'path'?)``. A missing key is reported at its mapping.
+    """
+    out: list[SourceError] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = _dotted(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            hint = did_you_mean(name, _keys_at(model, loc[:-1]))
+            if quote_unknown:
+                out.append(SourceError(doc.file, doc.line(path), None, f"unknown key {path!r}{hint}"))
+            else:
+                out.append(doc.error(path, f"unknown key{hint}"))
+            continue
+        if kind == "missing":
+            parent = _dotted(loc[:-1])
+            out.append(
+                SourceError(
+                    doc.file, doc.line(parent), parent or None, f"missing required key {str(loc[-1])!r}"
+                )
+            )
+            continue
+        while path and path not in doc.lines:
+            path = path.rpartition(".")[0]
+        out.append(doc.error(path, reason_of(error)))
+    out.sort(key=lambda e: e.line or 0)
+    return out
+
+
+class SourceErrors(SourceError):
+    """Every problem found in one or more files; ``errors`` has each, ``str()`` one per line.
+
+    It is a :class:`SourceError` whose file, line, key and reason are the first problem's, so code that
+    shows one error keeps working and code that wants all of them reads ``errors``.
+    """
+
+    def __init__(self, errors: Sequence[SourceError]) -> None:
+        first = errors[0]
+        super().__init__(first.file, first.line, first.key, first.reason)
+        self.errors = list(errors)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

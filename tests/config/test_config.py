@@ -121,6 +121,7 @@ KEYS: dict[str, tuple[str, Callable[[Config], Any], Any]] = {
     "tftp-loops": ("2", lambda c: c.tftp_loops, 2),
     "tftp-pin": ("false", lambda c: c.tftp_pin, False),
     "unknown-default": ("profile:debian12", lambda c: c.unknown_default, "profile:debian12"),
+    "local-boot": ("exit", lambda c: c.local_boot, "exit"),
     "dhcp.mode": ("'off'", lambda c: c.dhcp.mode, "off"),
     "dhcp.port": ("1067", lambda c: c.dhcp.port, 1067),
     "dhcp.proxy-port": ("5011", lambda c: c.dhcp.proxy_port, 5011),
@@ -373,7 +374,7 @@ BAD: list[tuple[str, str, int, str | None, str]] = [
         "dhcp:\n  reservations:\n    - mac: '52:54:00:12:34:56'\n",
         3,
         "dhcp.reservations.0",
-        "needs both mac and ip",
+        "missing required key 'ip'",
     ),
     (
         "reservation bad mac",
