@@ -1,10 +1,13 @@
-"""Persistence: leases, systems and events, through SQLAlchemy (SQLite by default, PostgreSQL by URL).
+"""Persistence: leases, systems, events and accounts through SQLAlchemy (SQLite default, PostgreSQL by URL).
 
-:func:`open_store` is the one entry point. SQLite runs in WAL mode with ``synchronous=FULL`` so a committed
-lease survives ``kill -9`` and power loss; the DHCP transport commits a batch of leases before it sends the
-ACKs for them (group commit), which keeps durability without an fsync per packet.
+:func:`open_store` is the one entry point; it brings a SQLite database to the current schema by itself and
+checks any other (:mod:`netboot.store.migrate`). SQLite runs in WAL mode with ``synchronous=FULL`` so a
+committed lease survives ``kill -9`` and power loss; the DHCP transport commits a batch of leases, and the
+"seen" updates of the same batch, before it sends the ACKs for them (group commit, :meth:`Store.flush`),
+which keeps durability without an fsync per packet.
 """
 
-from netboot.store.db import Store, StoreError, open_store
+from netboot.store.db import Store, open_store
+from netboot.store.errors import SchemaMismatch, SchemaTooNew, SchemaTooOld, StoreError
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["SchemaMismatch", "SchemaTooNew", "SchemaTooOld", "Store", "StoreError", "open_store"]

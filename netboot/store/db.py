@@ -1,51 +1,29 @@
-"""Engine setup and the :class:`Store` facade that the daemon, CLI and web app share."""
+"""The :class:`Store` facade that the daemon, CLI and web app share, and :func:`open_store`."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from netboot.store.accounts import AuditRepo, SessionRepo, TokenRepo, UserRepo
+from netboot.mac import MacAddress
+from netboot.store import migrate
+from netboot.store.audit import AuditRepo
+from netboot.store.engine import is_sqlite, make_engine
+from netboot.store.errors import StoreError
 from netboot.store.events import EventRepo
 from netboot.store.leases import LeaseRepo
-from netboot.store.schema import metadata
-from netboot.store.systems import SystemRepo
+from netboot.store.sessions import SessionRepo
+from netboot.store.systems import SystemRepo, write_seen
+from netboot.store.tokens import TokenRepo
+from netboot.store.users import UserRepo
 
 log = logging.getLogger("netboot.store")
 
 
-class StoreError(RuntimeError):
-    """The database cannot be opened or used; the message says which URL and why."""
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    """Create the engine; for SQLite, create the parent directory and set durable pragmas."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"future": True}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
-    engine = create_engine(url, **kwargs)
-    if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
 class Store:
-    """Leases, systems and events over one engine."""
+    """Leases, systems, events and accounts over one engine."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -57,16 +35,56 @@ class Store:
         self.sessions = SessionRepo(engine)
         self.audit = AuditRepo(engine)
 
+    def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
+        """Note that a boot client was seen, for the next :meth:`flush`; writes nothing.
+
+        See :meth:`netboot.store.systems.SystemRepo.stage_seen` (coalescing; not visible to reads before).
+        """
+        self.systems.stage_seen(mac, arch=arch, uuid=uuid, now=now)
+
+    def flush(self) -> int:
+        """The group commit: staged leases and staged sightings in ONE transaction (one fsync).
+
+        Durable when this returns, so the DHCP transport calls it before it sends the ACKs of a batch. On
+        failure nothing is written, everything stays staged for the next call, and the error is raised (the
+        transport then sends no ACK it could not make durable). Returns how many writes it made.
+        """
+        leases = self.leases.take()
+        seen = self.systems.take_seen()
+        if not leases and not seen:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                self.leases.write(conn, leases)
+                write_seen(conn, seen)
+        except Exception:
+            self.leases.restore(leases)
+            self.systems.restore_seen(seen)
+            raise
+        return len(leases) + len(seen)
+
     def close(self) -> None:
         self.events.close()
         self.engine.dispose()
 
 
 def open_store(url: str) -> Store:
-    """Open (and create the tables of) the database at ``url``."""
+    """Open the database at ``url`` at the schema this code needs.
+
+    SQLite (the default) is created or upgraded here, at start, so a data directory follows the package
+    it runs with. Any other database is only checked: it may be shared by several daemons, so changing its
+    schema is the operator's step (``netboot db upgrade``), and a mismatch refuses with that advice.
+    """
     try:
         engine = make_engine(url)
-        metadata.create_all(engine)
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"cannot open database {url}: {exc}") from exc
+    try:
+        if is_sqlite(url):
+            migrate.upgrade(engine)
+        else:
+            migrate.check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(engine)

@@ -1,7 +1,8 @@
 """Lease persistence. The pool in :mod:`netboot.dhcp.leases` decides; this only stores.
 
-Writes are staged with :meth:`LeaseRepo.stage` and made durable together by :meth:`LeaseRepo.flush`, which
-the DHCP transport calls before it sends the ACKs of a batch.
+Writes are staged with :meth:`LeaseRepo.stage` and made durable together by a flush the DHCP transport
+calls before it sends the ACKs of a batch: :meth:`netboot.store.Store.flush` (leases and the batch's "seen"
+updates in one transaction) or :meth:`LeaseRepo.flush` (leases only).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from netboot.mac import MacAddress
 from netboot.store.schema import leases
@@ -85,21 +86,37 @@ class LeaseRepo:
         with self._lock:
             self._pending[ip] = lease
 
-    def flush(self) -> int:
-        """Write every staged change in one transaction; durable when this returns. Returns the count."""
+    def take(self) -> dict[IPv4Address, Lease | None]:
+        """Hand over every staged write (the caller writes it, or gives it back with :meth:`restore`)."""
         with self._lock:
             pending, self._pending = self._pending, {}
+        return pending
+
+    def restore(self, pending: dict[IPv4Address, Lease | None]) -> None:
+        """Put back writes that failed, for the next try; stages made since are newer and win."""
+        with self._lock:
+            self._pending = {**pending, **self._pending}
+
+    @staticmethod
+    def write(conn: Connection, pending: dict[IPv4Address, Lease | None]) -> None:
+        """Apply taken writes inside the caller's transaction."""
+        if not pending:
+            return
+        conn.execute(delete(leases).where(leases.c.ip.in_([str(ip) for ip in pending])))
+        rows = [_row(lease) for lease in pending.values() if lease is not None]
+        if rows:
+            conn.execute(insert(leases), rows)
+
+    def flush(self) -> int:
+        """Write every staged lease in one transaction; durable when this returns. Returns the count."""
+        pending = self.take()
         if not pending:
             return 0
         try:
             with self._engine.begin() as conn:
-                conn.execute(delete(leases).where(leases.c.ip.in_([str(ip) for ip in pending])))
-                rows = [_row(lease) for lease in pending.values() if lease is not None]
-                if rows:
-                    conn.execute(insert(leases), rows)
+                self.write(conn, pending)
         except Exception:
-            with self._lock:  # keep them for the next try; newer stages win
-                self._pending = {**pending, **self._pending}
+            self.restore(pending)
             raise
         return len(pending)
 

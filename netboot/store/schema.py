@@ -1,16 +1,24 @@
-"""The database schema, in SQLAlchemy Core (one definition for SQLite and PostgreSQL).
+"""The database schema, in SQLAlchemy Core: every table netboot has, in one place, for SQLite and PostgreSQL.
 
 Core rather than the ORM: the DHCP hot path writes a lease per ACK and must stay cheap, and every table
 here is a plain record. MACs are stored as 12 lowercase hex digits (:attr:`MacAddress.hex`), addresses as
 dotted text, times as UNIX seconds (float).
+
+This is the schema the code expects; the database gets there through the migrations in
+:mod:`netboot.store.migrations` (never ``create_all``), and a test checks that a database made by the
+migrations matches these tables exactly. Changing a table here therefore means adding a revision there.
+Constraints keep the database's default names (no naming convention): revision 1 must be exactly what the
+release before migrations made with ``create_all``, so a database adopted from it and a new one agree.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -50,6 +58,8 @@ systems = Table(
     Column("first_seen", Float, nullable=True),
     Column("last_seen", Float, nullable=True),
     Column("updated", Float, nullable=True),
+    #: the system's own ``local_boot`` override (see :attr:`netboot.inventory.System.local_boot`); revision 2
+    Column("local_boot", String(16), nullable=True),
 )
 
 events = Table(
@@ -63,4 +73,53 @@ events = Table(
     Column("summary", Text, nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
     Index("ix_events_mac_time", "mac", "time"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created", Float, nullable=False),
+    #: bumped when the password changes: every session made before then stops working
+    Column("generation", Integer, nullable=False, default=0),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    #: the first characters of the secret, to recognise a token in lists (not enough to use it)
+    Column("hint", String(16), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("last_used", Float, nullable=True),
+    Column("revoked", Float, nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("generation", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+    Column("ok", Boolean, nullable=False, default=True),
+    Index("ix_audit_time", "time"),
 )

@@ -1,14 +1,23 @@
-"""System persistence: the registered (and discovered) machines."""
+"""System persistence: the registered (and discovered) machines.
+
+Booting clients are noted as *seen* (last_seen, arch, UUID; an unknown MAC becomes a ``discovered``
+system). The DHCP thread does not write that per packet: it calls :meth:`SystemRepo.stage_seen`, which only
+remembers it, and :meth:`netboot.store.Store.flush` writes what was staged together with the batch's leases,
+in the one transaction the group commit makes anyway.
+"""
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from netboot.inventory import System, SystemState
@@ -43,6 +52,7 @@ def _to_system(r: Any) -> System:
         uuid=r["uuid"],
         first_seen=r["first_seen"],
         last_seen=r["last_seen"],
+        local_boot=r["local_boot"],
     )
 
 
@@ -60,6 +70,7 @@ def _to_row(s: System) -> dict[str, Any]:
         "uuid": s.uuid,
         "first_seen": s.first_seen,
         "last_seen": s.last_seen,
+        "local_boot": s.local_boot,
         "updated": time.time(),
     }
 
@@ -72,11 +83,82 @@ def _conflict(exc: IntegrityError, s: System) -> Conflict:
     return Conflict("mac", f"system {s.mac} already exists")
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What is staged for one MAC: the newest arch and UUID reported, the first and last time seen."""
+
+    arch: str | None
+    uuid: str | None
+    first: float
+    last: float
+
+    def then(self, later: Seen) -> Seen:
+        """This sighting followed by ``later``: its values win where it has them."""
+        return Seen(
+            arch=later.arch or self.arch,
+            uuid=later.uuid or self.uuid,
+            first=min(self.first, later.first),
+            last=max(self.last, later.last),
+        )
+
+
+def _update_seen(excluded: Any) -> dict[str, Any]:
+    """The columns a sighting of a known system changes (``excluded`` is the row that was not inserted)."""
+    return {
+        "last_seen": excluded.last_seen,
+        "arch": func.coalesce(excluded.arch, systems.c.arch),
+        "uuid": func.coalesce(excluded.uuid, systems.c.uuid),
+    }
+
+
+def write_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
+    """Record sightings in one statement: update a known system, insert an unknown one as discovered.
+
+    An upsert (``INSERT ... ON CONFLICT (mac) DO UPDATE``, which SQLite and PostgreSQL share) rather than
+    a read then a write: no race with a registration made meanwhile by the API or another daemon, and no
+    SELECT on the hot path. A known system's arch and UUID are kept where the sighting has none.
+    """
+    if not staged:
+        return
+    stmt: sqlite.Insert | postgresql.Insert
+    if conn.dialect.name == "sqlite":
+        lite = sqlite.insert(systems)
+        stmt = lite.on_conflict_do_update(index_elements=[systems.c.mac], set_=_update_seen(lite.excluded))
+    elif conn.dialect.name == "postgresql":
+        pg = postgresql.insert(systems)
+        stmt = pg.on_conflict_do_update(index_elements=[systems.c.mac], set_=_update_seen(pg.excluded))
+    else:
+        raise NotImplementedError(f"recording boots needs SQLite or PostgreSQL, not {conn.dialect.name}")
+    rows: list[dict[str, Any]] = [
+        {
+            "mac": mac.hex,
+            "profile": None,
+            "state": SystemState.DISCOVERED.value,
+            "hostname": None,
+            "ip": None,
+            "variables": {},
+            "labels": {},
+            "token": None,
+            "arch": seen.arch,
+            "uuid": seen.uuid,
+            "first_seen": seen.first,
+            "last_seen": seen.last,
+            "local_boot": None,
+            "updated": seen.last,
+        }
+        for mac, seen in staged.items()
+    ]
+    conn.execute(stmt, rows)
+
+
 class SystemRepo:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._seen: dict[MacAddress, Seen] = {}
+        self._lock = threading.Lock()
 
     def get(self, mac: MacAddress) -> System | None:
+        """The system with this MAC, as stored: a MAC only staged as seen (not flushed yet) gives None."""
         with self._engine.connect() as conn:
             row = conn.execute(select(systems).where(systems.c.mac == mac.hex)).mappings().first()
         return _to_system(row) if row else None
@@ -135,29 +217,39 @@ class SystemRepo:
             return bool(conn.execute(delete(systems).where(systems.c.mac == mac.hex)).rowcount)
 
     def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
-        """Note that ``mac`` booted: update last_seen/arch, or record it as discovered if unknown."""
-        existing = self.get(mac)
-        if existing is None:
-            system = System(
-                mac=mac,
-                profile=None,
-                state=SystemState.DISCOVERED,
-                arch=arch,
-                uuid=uuid,
-                first_seen=now,
-                last_seen=now,
-            )
-            try:
-                return self.add(system)
-            except Conflict:
-                existing = self.get(mac)
-                if existing is None:
-                    raise
-        updated = replace(existing, last_seen=now, arch=arch or existing.arch, uuid=uuid or existing.uuid)
+        """Note now, in its own transaction, that ``mac`` booted (see :func:`write_seen`); return the system.
+
+        For the HTTP side, which needs the record at once; the DHCP thread uses :meth:`stage_seen`.
+        """
         with self._engine.begin() as conn:
-            conn.execute(
-                update(systems)
-                .where(systems.c.mac == mac.hex)
-                .values(last_seen=now, arch=updated.arch, uuid=updated.uuid)
+            write_seen(conn, {mac: Seen(arch, uuid, now, now)})
+        system = self.get(mac)
+        if system is None:  # removed between the two statements: report it as it was seen
+            system = System(
+                mac, None, SystemState.DISCOVERED, arch=arch, uuid=uuid, first_seen=now, last_seen=now
             )
-        return updated
+        return system
+
+    def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
+        """Remember that ``mac`` booted, for the next :meth:`netboot.store.Store.flush`; writes nothing.
+
+        Stages for one MAC coalesce (newest arch and UUID, first and last time). Until the flush, reads
+        do not see it: :meth:`get` of a MAC never seen before returns None.
+        """
+        sighting = Seen(arch, uuid, now, now)
+        with self._lock:
+            before = self._seen.get(mac)
+            self._seen[mac] = before.then(sighting) if before else sighting
+
+    def take_seen(self) -> dict[MacAddress, Seen]:
+        """Hand over everything staged (the caller writes it, or gives it back with :meth:`restore_seen`)."""
+        with self._lock:
+            staged, self._seen = self._seen, {}
+        return staged
+
+    def restore_seen(self, staged: Mapping[MacAddress, Seen]) -> None:
+        """Put back sightings whose write failed, under any staged since (those are newer)."""
+        with self._lock:
+            for mac, older in staged.items():
+                newer = self._seen.get(mac)
+                self._seen[mac] = older.then(newer) if newer else older

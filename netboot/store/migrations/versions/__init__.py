@@ -1,0 +1,1 @@
+"""Schema revisions, one module each (alembic loads them by file, not by import)."""
