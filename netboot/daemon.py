@@ -11,15 +11,12 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
-from netboot.boot.classify import BootRequest
-from netboot.boot.decide import BootContext
 from netboot.config import Config
 from netboot.dhcp.leases import LeasePool
-from netboot.dhcp.service import DhcpService, Ingress
+from netboot.dhcp.service import DhcpService
 from netboot.dns import HostResolver
 from netboot.fs import PathRefused, normalise
 from netboot.runtime import Runtime, build_runtime
@@ -84,38 +81,6 @@ class Daemon:
         self.runtime.close()
 
 
-def _boot_context_factory(runtime: Runtime) -> Any:
-    cache: dict[IPv4Address, BootContext] = {}
-    configured = runtime.config.server_ip
-
-    def context(ingress: Ingress) -> BootContext:
-        ip = configured or ingress.local_ip
-        ctx = cache.get(ip)
-        if ctx is None:
-            ctx = BootContext(
-                server_ip=ip, http_port=runtime.config.ports.http, loaders=runtime.loaders.by_arch
-            )
-            cache[ip] = ctx
-        return ctx
-
-    return context
-
-
-def _seen_hook(runtime: Runtime) -> Any:
-    def seen(request: BootRequest, now: float) -> None:
-        try:
-            runtime.store.systems.seen(
-                request.mac,
-                arch=request.arch.value,
-                uuid=str(request.uuid) if request.uuid else None,
-                now=now,
-            )
-        except Exception:
-            log.exception("%s: could not record the machine as seen", request.mac)
-
-    return seen
-
-
 def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
     cfg = runtime.config
     d = cfg.dhcp
@@ -131,13 +96,7 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
             reservations={r.mac: r.ip for r in d.reservations},
             excluded=excluded,
         )
-    service = DhcpService(
-        d,
-        boot_context=_boot_context_factory(runtime),
-        recorder=runtime.recorder,
-        pool=pool,
-        on_boot_client=_seen_hook(runtime),
-    )
+    service = DhcpService(d, booter=runtime.core, recorder=runtime.recorder, pool=pool)
     bind = str(cfg.bind_ip or "0.0.0.0")
     server = DhcpServer(
         service,
@@ -145,7 +104,7 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
         port=d.port,
         proxy_port=d.proxy_port,
         interfaces=cfg.interfaces,
-        flush=runtime.store.leases.flush,
+        flush=runtime.store.flush,  # leases and "seen" updates in one group commit, before the replies
     )
     extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"
@@ -171,7 +130,7 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
     cfg = runtime.config
     root = cfg.tftp_dir
     root.mkdir(parents=True, exist_ok=True)
-    resolver = loader_resolver(runtime, ChainResolver(runtime.tftp_dynamic, RootResolver(root)))
+    resolver = loader_resolver(runtime, ChainResolver(runtime.core.tftp_file, RootResolver(root)))
     try:
         server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=cfg.tftp_loops,
                            pin=cfg.tftp_pin)

@@ -22,16 +22,35 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from netboot.events import Event
 from netboot.inventory import System, SystemState
 from netboot.mac import InvalidMac, MacAddress
-from netboot.store.systems import Conflict, new_token
+from netboot.schema_types import LOCAL_BOOT_CHOICES
+from netboot.boot.core import new_token
+from netboot.store.systems import Conflict
 
 if TYPE_CHECKING:
+    from netboot.events import EventRecorder
     from netboot.profiles import ProfileSet
-    from netboot.runtime import Runtime
+    from netboot.store import Store
+
+
+class Deps(Protocol):
+    """What registering and changing systems needs: the store, the recorder and the loaded profiles."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def recorder(self) -> EventRecorder: ...
+
+    @property
+    def profiles(self) -> ProfileSet: ...
+
+    @property
+    def profile_errors(self) -> list[str]: ...
 
 MAX_VARIABLES_BYTES = 64 * 1024
 MAX_DEPTH = 16
@@ -69,14 +88,14 @@ UNSET: Final = _Unset()
 
 # ------------------------------------------------------------------------------------------ profiles
 
-def load_profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
+def load_profile_set(deps: Deps) -> tuple[ProfileSet, list[str]]:
     """The loaded profiles and the problems of the last load (``file:line: reason`` each)."""
-    profiles = runtime.profiles
-    return profiles, list(runtime.profile_errors)
+    profiles = deps.profiles
+    return profiles, list(deps.profile_errors)
 
 
-def profiles_of(runtime: Runtime) -> ProfileSet:
-    return load_profile_set(runtime)[0]
+def profiles_of(deps: Deps) -> ProfileSet:
+    return load_profile_set(deps)[0]
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -133,10 +152,10 @@ def check_ip(value: object) -> IPv4Address | None:
     return ip
 
 
-def check_profile(runtime: Runtime, value: object) -> str:
+def check_profile(deps: Deps, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError("profile", "a profile is required")
-    profile_set = profiles_of(runtime)
+    profile_set = profiles_of(deps)
     name = value.strip()
     if name not in profile_set:
         from netboot.profiles import did_you_mean
@@ -205,15 +224,24 @@ def check_labels(value: object) -> dict[str, str]:
     return out
 
 
+def check_local_boot(value: object) -> str | None:
+    """A system's own ``local_boot`` (None or empty: inherit from its group, profile and the site)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value not in LOCAL_BOOT_CHOICES:
+        raise FieldError("local_boot", f"must be one of {', '.join(LOCAL_BOOT_CHOICES)} (or empty to inherit)")
+    return value
+
+
 def check_state(value: object) -> SystemState:
     if value not in SETTABLE_STATES:
         raise FieldError("state", f"state must be one of {', '.join(SETTABLE_STATES)}")
     return SystemState(value)
 
 
-def _conflicts(runtime: Runtime, system: System) -> None:
+def _conflicts(deps: Deps, system: System) -> None:
     """Refuse a hostname or IP another system already has (before the database would)."""
-    repo = runtime.store.systems
+    repo = deps.store.systems
     if system.hostname is not None:
         other = repo.by_hostname(system.hostname)
         if other is not None and other.mac != system.mac:
@@ -227,12 +255,12 @@ def _conflicts(runtime: Runtime, system: System) -> None:
 # --------------------------------------------------------------------------------------- operations
 
 
-def _admin_event(runtime: Runtime, mac: MacAddress, summary: str, **detail: Any) -> None:
-    runtime.recorder.record(Event(phase="admin", summary=summary, mac=mac, detail=detail))
+def _admin_event(deps: Deps, mac: MacAddress, summary: str, **detail: Any) -> None:
+    deps.recorder.record(Event(phase="admin", summary=summary, mac=mac, detail=detail))
 
 
-def _audit(runtime: Runtime, actor: str, action: str, mac: MacAddress, detail: dict[str, Any]) -> None:
-    runtime.store.audit.write(actor, action, f"system {mac}", detail)
+def _audit(deps: Deps, actor: str, action: str, mac: MacAddress, detail: dict[str, Any]) -> None:
+    deps.store.audit.write(actor, action, f"system {mac}", detail)
 
 
 def _describe(system: System) -> dict[str, Any]:
@@ -243,20 +271,21 @@ def _describe(system: System) -> dict[str, Any]:
         "state": system.state.value,
         "vars": dict(system.variables),
         "labels": dict(system.labels),
+        "local_boot": system.local_boot,
     }
 
 
-def get(runtime: Runtime, mac: str | MacAddress) -> System:
+def get(deps: Deps, mac: str | MacAddress) -> System:
     """The system with ``mac`` or :class:`NotFound` (field ``mac``)."""
     address = parse_mac(mac)
-    system = runtime.store.systems.get(address)
+    system = deps.store.systems.get(address)
     if system is None:
         raise NotFound("mac", f"no system {address}")
     return system
 
 
 def prepare(
-    runtime: Runtime,
+    deps: Deps,
     mac: str | MacAddress,
     profile: str,
     hostname: str | None = None,
@@ -264,21 +293,23 @@ def prepare(
     variables: Mapping[str, Any] | None = None,
     *,
     labels: Mapping[str, str] | None = None,
+    local_boot: str | None = None,
 ) -> tuple[System, System | None]:
     """Check a registration without storing it: the new system and the discovered record it replaces."""
     address = parse_mac(mac)
-    existing = runtime.store.systems.get(address)
+    existing = deps.store.systems.get(address)
     if existing is not None and existing.state is not SystemState.DISCOVERED:
         raise Duplicate("mac", f"{address} is already registered (profile {existing.profile or '-'})")
     system = System(
         mac=address,
-        profile=check_profile(runtime, profile),
+        profile=check_profile(deps, profile),
         state=SystemState.INSTALL,
         hostname=check_hostname(hostname),
         ip=check_ip(ip),
         variables=check_variables(variables),
         labels=check_labels(labels),
         token=new_token(),
+        local_boot=check_local_boot(local_boot),
     )
     if existing is not None:
         system = replace(
@@ -289,12 +320,12 @@ def prepare(
             last_seen=existing.last_seen,
             labels=system.labels or existing.labels,
         )
-    _conflicts(runtime, system)
+    _conflicts(deps, system)
     return system, existing
 
 
 def register(
-    runtime: Runtime,
+    deps: Deps,
     mac: str | MacAddress,
     profile: str,
     hostname: str | None = None,
@@ -303,23 +334,24 @@ def register(
     actor: str = "cli",
     *,
     labels: Mapping[str, str] | None = None,
+    local_boot: str | None = None,
 ) -> System:
     """Register ``mac`` to ``profile`` (state ``install``, fresh token); a discovered MAC becomes registered.
 
     Raises :class:`FieldError` naming the field at fault.
     """
-    system, existing = prepare(runtime, mac, profile, hostname, ip, variables, labels=labels)
+    system, existing = prepare(deps, mac, profile, hostname, ip, variables, labels=labels, local_boot=local_boot)
     try:
-        store = runtime.store.systems
+        store = deps.store.systems
         system = store.add(system) if existing is None else store.save(system)
     except Conflict as exc:
         raise Duplicate(exc.field, str(exc)) from None
     except KeyError:
         raise FieldError("mac", f"{system.mac} was removed meanwhile") from None
     action = "register-discovered" if existing is not None else "register"
-    _audit(runtime, actor, action, system.mac, _describe(system))
+    _audit(deps, actor, action, system.mac, _describe(system))
     _admin_event(
-        runtime,
+        deps,
         system.mac,
         f"registered by {actor} with profile {system.profile}",
         actor=actor,
@@ -329,7 +361,7 @@ def register(
 
 
 def set_fields(
-    runtime: Runtime,
+    deps: Deps,
     mac: str | MacAddress,
     actor: str = "cli",
     *,
@@ -339,18 +371,19 @@ def set_fields(
     variables: Mapping[str, Any] | _Unset | None = UNSET,
     labels: Mapping[str, str] | _Unset | None = UNSET,
     state: str | _Unset = UNSET,
+    local_boot: str | _Unset | None = UNSET,
 ) -> System:
     """Change some fields of a registered system (None clears hostname, ip, vars or labels).
 
     Setting ``state`` to ``install`` is the same as :func:`reinstall` (a fresh token).
     """
-    system = get(runtime, mac)
+    system = get(deps, mac)
     if system.state is SystemState.DISCOVERED and isinstance(profile, _Unset):
         raise FieldError("profile", f"{system.mac} is a discovered machine: register it with a profile first")
     before = _describe(system)
     changed = system
     if not isinstance(profile, _Unset):
-        changed = replace(changed, profile=check_profile(runtime, profile))
+        changed = replace(changed, profile=check_profile(deps, profile))
     if not isinstance(hostname, _Unset):
         changed = replace(changed, hostname=check_hostname(hostname))
     if not isinstance(ip, _Unset):
@@ -359,6 +392,8 @@ def set_fields(
         changed = replace(changed, variables=check_variables(variables))
     if not isinstance(labels, _Unset):
         changed = replace(changed, labels=check_labels(labels))
+    if not isinstance(local_boot, _Unset):
+        changed = replace(changed, local_boot=check_local_boot(local_boot))
     if not isinstance(state, _Unset):
         new_state = check_state(state)
         if new_state is SystemState.INSTALL and system.state is not SystemState.INSTALL:
@@ -371,16 +406,16 @@ def set_fields(
     diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     if not diff:
         return system
-    _conflicts(runtime, changed)
+    _conflicts(deps, changed)
     try:
-        runtime.store.systems.save(changed)
+        deps.store.systems.save(changed)
     except Conflict as exc:
         raise Duplicate(exc.field, str(exc)) from None
     except KeyError:
         raise NotFound("mac", f"no system {system.mac}") from None
-    _audit(runtime, actor, "edit", system.mac, diff)
+    _audit(deps, actor, "edit", system.mac, diff)
     _admin_event(
-        runtime,
+        deps,
         system.mac,
         f"changed by {actor}: {', '.join(sorted(diff))}",
         actor=actor,
@@ -389,28 +424,28 @@ def set_fields(
     return changed
 
 
-def reinstall(runtime: Runtime, mac: str | MacAddress, actor: str = "cli") -> System:
+def reinstall(deps: Deps, mac: str | MacAddress, actor: str = "cli") -> System:
     """Mark a registered system for (re)installation at its next netboot, with a fresh token."""
-    system = get(runtime, mac)
+    system = get(deps, mac)
     if system.state is SystemState.DISCOVERED or system.profile is None:
         raise FieldError("profile", f"{system.mac} has no profile: register it first")
     changed = replace(system, state=SystemState.INSTALL, token=new_token())
     try:
-        runtime.store.systems.save(changed)
+        deps.store.systems.save(changed)
     except KeyError:
         raise NotFound("mac", f"no system {system.mac}") from None
-    _audit(runtime, actor, "reinstall", system.mac, {"from": system.state.value, "profile": system.profile})
-    _admin_event(runtime, system.mac, f"marked for reinstall by {actor}", actor=actor)
+    _audit(deps, actor, "reinstall", system.mac, {"from": system.state.value, "profile": system.profile})
+    _admin_event(deps, system.mac, f"marked for reinstall by {actor}", actor=actor)
     return changed
 
 
-def remove(runtime: Runtime, mac: str | MacAddress, actor: str = "cli") -> System:
+def remove(deps: Deps, mac: str | MacAddress, actor: str = "cli") -> System:
     """Forget a system (registered or discovered); returns what was removed."""
-    system = get(runtime, mac)
-    if not runtime.store.systems.remove(system.mac):
+    system = get(deps, mac)
+    if not deps.store.systems.remove(system.mac):
         raise NotFound("mac", f"no system {system.mac}")
-    _audit(runtime, actor, "remove", system.mac, _describe(system))
-    _admin_event(runtime, system.mac, f"removed by {actor}", actor=actor)
+    _audit(deps, actor, "remove", system.mac, _describe(system))
+    _admin_event(deps, system.mac, f"removed by {actor}", actor=actor)
     return system
 
 
@@ -425,7 +460,7 @@ class LineError:
 
 
 def register_lines(
-    runtime: Runtime, text: str, actor: str = "cli", *, max_lines: int = 1000
+    deps: Deps, text: str, actor: str = "cli", *, max_lines: int = 1000
 ) -> tuple[list[System], list[LineError]]:
     """Register ``MAC,hostname,profile`` lines (blank lines and ``#`` comments skipped).
 
@@ -449,7 +484,7 @@ def register_lines(
             continue
         mac_text, host, profile = parts
         try:
-            system, _ = prepare(runtime, mac_text, profile, host or None)
+            system, _ = prepare(deps, mac_text, profile, host or None)
         except FieldError as exc:
             errors.append(LineError(number, exc.field, exc.message))
             continue
@@ -472,7 +507,7 @@ def register_lines(
     done: list[System] = []
     for number, mac_text, profile, host in prepared:
         try:
-            done.append(register(runtime, mac_text, profile, host or None, actor=actor))
+            done.append(register(deps, mac_text, profile, host or None, actor=actor))
         except FieldError as exc:  # changed meanwhile: report, keep what was done
             errors.append(LineError(number, exc.field, exc.message))
     return done, errors

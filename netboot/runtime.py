@@ -1,7 +1,9 @@
-"""One composition of what the servers, web app and CLI share: config, store, event recorder, loaders.
+"""The one composition of what the servers, web app and CLI share: config, store, events, loaders, boot core.
 
-Built once by the daemon (or by a CLI command that acts on the daemon's state) and passed down, so no
-module reaches for globals.
+Built once by the daemon (or by a CLI command that acts on the daemon's state). Only the composition layers
+(``daemon.py``, the CLI and the web app factory) hold a :class:`Runtime`; everything below is handed the
+narrow pieces it needs (the :class:`~netboot.boot.core.BootCore` over :mod:`netboot.boot.ports`, the store's
+repositories), so no module reaches for globals or for the whole composition.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from netboot.boot.core import BootCore
+from netboot.boot.ports import Site
 from netboot.config import Config
 from netboot.events import EventRecorder
+from netboot.inventory import System
 from netboot.loaders import Loaders, find_loaders
-from netboot.machines import Machines
+from netboot.mac import MacAddress
 from netboot.profiles import ProfileSet, load_profiles_collect
 from netboot.render import ServerFacts
 from netboot.servers.netif import default_server_ip, interface_info
@@ -63,6 +68,7 @@ class Runtime:
     _signature: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
     _checked: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _core: BootCore | None = field(default=None, repr=False)
 
     @property
     def profiles(self) -> ProfileSet:
@@ -92,27 +98,54 @@ class Runtime:
             return self._profiles
 
     @property
-    def machines(self) -> Machines:
-        return Machines(self.store, self.recorder, self.profiles, self.config.unknown_default)
+    def core(self) -> BootCore:
+        """The boot core over this composition (built once; it reads the profiles as they are now)."""
+        if self._core is None:
+            cfg = self.config
+            site = Site(
+                unknown_default=cfg.unknown_default,
+                local_boot=cfg.local_boot,
+                http_port=cfg.ports.http,
+                server_ip=self.server_ip,
+                domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
+                loaders=dict(self.loaders.by_arch),
+            )
+            self._core = BootCore(StoreInventory(self.store), lambda: self.profiles, self.recorder, site)
+        return self._core
 
     def facts(self, host: str | None = None) -> ServerFacts:
         """Server facts for rendering; ``host`` (the address a client reached us at) when none is set."""
-        ip = str(self.server_ip) if self.server_ip is not None else (host or "127.0.0.1")
-        cfg = self.config
-        return ServerFacts(
-            server_ip=ip,
-            http_port=cfg.ports.http,
-            domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
-        )
-
-    def tftp_dynamic(self, name: str, client: tuple[str, int]) -> bytes | None:
-        """Per-MAC files rendered on request for TFTP (pxelinux/GRUB configs); None = not ours."""
-        from netboot.tftpfiles import render_tftp_file
-
-        return render_tftp_file(self, name, client)
+        return self.core.facts(host)
 
     def close(self) -> None:
         self.store.close()
+
+
+class StoreInventory:
+    """The store's systems as the boot core's :class:`~netboot.boot.ports.Inventory`.
+
+    Reads and synchronous writes go to the systems repository; ``stage_seen`` goes to the store's batch,
+    which the DHCP thread's group commit (:meth:`Store.flush`) writes with the leases.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._systems = store.systems
+
+    def get(self, mac: MacAddress) -> System | None:
+        return self._systems.get(mac)
+
+    def add(self, system: System) -> System:
+        return self._systems.add(system)
+
+    def save(self, system: System) -> System:
+        return self._systems.save(system)
+
+    def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
+        return self._systems.seen(mac, arch=arch, uuid=uuid, now=now)
+
+    def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
+        self._store.stage_seen(mac, arch=arch, uuid=uuid, now=now)
 
 
 def resolve_server_ip(config: Config) -> IPv4Address | None:

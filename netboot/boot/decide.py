@@ -1,8 +1,9 @@
-"""What a boot client gets: the decision table.
+"""What a boot client gets at DHCP time: the decision table, firmware x loaders x next boot.
 
 =========================  ===========================================================  ===========
 client                     boot file                                                    option 60
 =========================  ===========================================================  ===========
+next boot is local (skip)  nothing: silence (proxy), a lease without a boot file (full)  -
 iPXE (any arch)            ``http://SERVER:PORT/boot.ipxe?mac=${net0/mac}``              PXEClient
 UEFI HTTP Boot (16, 19)    ``http://SERVER:PORT/loaders/<uefi loader>``                 HTTPClient
 BIOS (0, or no opt 93)     TFTP ``undionly.kpxe``                                       PXEClient
@@ -11,7 +12,12 @@ UEFI ARM64 (11)            TFTP the configured ARM64 loader                     
 anything else              nothing: stay silent (proxy) or a plain lease (full)         -
 =========================  ===========================================================  ===========
 
-A loader that is not installed means no boot answer (the caller records why), never a file that 404s.
+"Next boot is local (skip)" is the registration axis, decided by :func:`netboot.boot.choose.choose`: a
+machine in state ``installed`` or ``local`` (or an unknown one under ``unknown-default: local``) whose
+``local_boot`` is ``skip`` gets no boot file, so its firmware moves on to the next boot device at once
+instead of loading iPXE only to be told ``exit``. Every other machine gets a loader, and the boot script
+decides the rest. A loader that is not installed means no boot answer (the caller records why), never a
+file that 404s.
 """
 
 from __future__ import annotations
@@ -21,12 +27,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netboot.arch import Arch
+from netboot.boot import urls
 from netboot.boot.classify import BootRequest
-
-#: The script URL iPXE is given; ``${net0/mac}`` is expanded by iPXE itself.
-IPXE_SCRIPT_PATH = "/boot.ipxe?mac=${net0/mac}"
-#: Where loaders are served over HTTP (UEFI HTTP Boot).
-LOADER_HTTP_PREFIX = "/loaders/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,10 @@ class BootContext:
     http_port: int
     #: loader file name per architecture, only for loaders that were found on disk
     loaders: Mapping[Arch, str]
+
+    @property
+    def http_base(self) -> str:
+        return urls.http_base(str(self.server_ip), self.http_port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,25 +57,34 @@ class BootDecision:
 
 @dataclass(frozen=True, slots=True)
 class NoBoot:
-    """A boot client we will not answer, and why (recorded as an event)."""
+    """A boot client we cannot serve, and why (recorded as an event)."""
 
     reason: str
 
 
-def http_base(ctx: BootContext) -> str:
-    return f"http://{ctx.server_ip}:{ctx.http_port}" if ctx.http_port != 80 else f"http://{ctx.server_ip}"
+@dataclass(frozen=True, slots=True)
+class LocalBoot:
+    """A boot client whose next boot is its disk: no boot file, so the firmware moves on (recorded)."""
+
+    reason: str
 
 
-def decide(request: BootRequest, ctx: BootContext) -> BootDecision | NoBoot | None:
-    """The boot answer for ``request``; None for clients that are not booting (not ours to answer)."""
+#: What :func:`decide` answers a boot client; None means "not a boot client, not ours to answer".
+DhcpAnswer = BootDecision | NoBoot | LocalBoot
+
+
+def decide(request: BootRequest, ctx: BootContext, local: LocalBoot | None = None) -> DhcpAnswer | None:
+    """The boot answer for ``request``; ``local`` when its registration says "boot your disk, no detour"."""
     if not request.boot_client:
         return None
+    if local is not None:
+        return local
     if request.ipxe:
         vendor = "HTTPClient" if request.http else "PXEClient"
-        return BootDecision(http_base(ctx) + IPXE_SCRIPT_PATH, ctx.server_ip, vendor, "http")
+        return BootDecision(urls.ipxe_script_url(ctx.http_base), ctx.server_ip, vendor, "http")
     loader = ctx.loaders.get(request.arch)
     if loader is None:
         return NoBoot(f"no boot loader configured or found for {request.arch.value}")
     if request.http:
-        return BootDecision(http_base(ctx) + LOADER_HTTP_PREFIX + loader, ctx.server_ip, "HTTPClient", "http")
+        return BootDecision(urls.loader_url(ctx.http_base, loader), ctx.server_ip, "HTTPClient", "http")
     return BootDecision(loader, ctx.server_ip, "PXEClient", "tftp")

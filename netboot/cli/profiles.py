@@ -94,7 +94,7 @@ def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str)
         except InvalidMac as exc:
             fail(f"mac: {exc}")
         try:
-            click.echo(runtime.machines.preview(address, kind, runtime.facts()), nl=False)
+            click.echo(runtime.core.preview(address, kind), nl=False)
         except RenderError as exc:
             fail(f"render failed: {exc}", 1)
         except (UnknownAnswerFile, LookupError) as exc:

@@ -3,7 +3,8 @@
 No sockets here: the transport (:mod:`netboot.servers.dhcp`) tells us where a packet came in
 (:class:`Ingress`), and we return :class:`Outgoing` datagrams with their destination chosen as RFC 2131
 section 4.1 says. Leases changed while handling a batch are staged in the store; the transport flushes
-them before sending (so an ACK never announces a lease that a crash could lose).
+them before sending (so an ACK never announces a lease that a crash could lose). What a boot client is
+told to load is the boot core's answer (:class:`Booter`); this module only places it in the reply.
 
 Full mode owns the addresses (DISCOVER/OFFER/REQUEST/ACK/NAK/DECLINE/RELEASE/INFORM). Proxy mode never
 assigns an address and never NAKs: it answers boot clients on port 67 (OFFER) and 4011 (ACK), and stays
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
 
 from netboot.boot.classify import BootRequest, classify
-from netboot.boot.decide import BootContext, BootDecision, NoBoot, decide
+from netboot.boot.decide import BootDecision, DhcpAnswer, LocalBoot, NoBoot
 from netboot.boot.reply import boot_fields, boot_options
 from netboot.config import DhcpConfig
 from netboot.dhcp.leases import ClientKey, LeasePool
@@ -58,8 +59,18 @@ class Outgoing:
     arp: tuple[IPv4Address, MacAddress] | None = None
 
 
-#: What the daemon does when a boot client shows up (records discovered machines); may be slow-ish.
-SeenHook = Callable[[BootRequest, float], None]
+class Booter(Protocol):
+    """The boot core as DHCP sees it (:class:`netboot.boot.core.BootCore`)."""
+
+    def dhcp(
+        self, request: BootRequest, local_ip: IPv4Address, *, now: float, discover: bool
+    ) -> DhcpAnswer | None:
+        """What this client boots; None when it is not a boot client. Must not wait on the store."""
+        ...
+
+    def server_ip(self, local_ip: IPv4Address) -> IPv4Address:
+        """The address clients on the interface with ``local_ip`` are told to use."""
+        ...
 
 
 #: Ethernet MTU: the largest reply we send, whatever a client's option 57 claims (OVMF claims 65280)
@@ -86,21 +97,19 @@ class DhcpService:
         self,
         config: DhcpConfig,
         *,
-        boot_context: Callable[[Ingress], BootContext],
+        booter: Booter,
         recorder: EventRecorder,
         pool: LeasePool | None = None,
         server_port: int | None = None,
-        on_boot_client: SeenHook | None = None,
     ) -> None:
         if config.mode == "full" and pool is None:
             raise ValueError("full DHCP mode needs a lease pool")
         self.config = config
         self.pool = pool
-        self._boot_context = boot_context
+        self._booter = booter
         self._recorder = recorder
         self._server_port = server_port if server_port is not None else config.port
         self._client_port = CLIENT_PORT if self._server_port == 67 else self._server_port + 1
-        self._on_boot_client = on_boot_client
         self._reservation_names = {r.mac: r.hostname for r in config.reservations}
 
     # ---------------------------------------------------------------------------------------- dispatch
@@ -112,8 +121,6 @@ class DhcpService:
         request = classify(packet)
         if msg is None or request is None:
             return []
-        if request.boot_client and self._on_boot_client is not None and msg is MessageType.DISCOVER:
-            self._on_boot_client(request, now)
         if self.config.mode == "proxy":
             return self._proxy(packet, msg, request, ingress, now)
         if ingress.port != self._server_port:
@@ -228,7 +235,7 @@ class DhcpService:
         assert self.pool is not None
         server_id = packet.server_id
         if server_id is not None:  # SELECTING: the client answers an OFFER
-            if server_id != ingress.local_ip and server_id != self._boot_context(ingress).server_ip:
+            if server_id != ingress.local_ip and server_id != self._booter.server_ip(ingress.local_ip):
                 return []  # it chose another server
             wanted = packet.requested_ip or packet.ciaddr
         elif packet.requested_ip is not None:  # INIT-REBOOT
@@ -306,7 +313,7 @@ class DhcpService:
         if isinstance(decision, BootDecision):
             siaddr, file = boot_fields(decision)
             options += boot_options(decision, request, packet, proxy=False)
-        elif kind is MessageType.ACK:
+        elif decision is None and kind is MessageType.ACK:  # a boot client's ACK is recorded with its answer
             self._event(request, "dhcp", f"ACK {ip}", str(ip), now, {"message": "ACK", "ip": str(ip)})
         return self._reply_header(packet, yiaddr=ip, siaddr=siaddr, file=file, options=options)
 
@@ -343,20 +350,28 @@ class DhcpService:
         msg: MessageType | None,
         kind: MessageType,
         ip: IPv4Address | None = None,
-    ) -> BootDecision | NoBoot | None:
-        decision = decide(request, self._boot_context(ingress))
+    ) -> DhcpAnswer | None:
+        decision = self._booter.dhcp(
+            request, ingress.local_ip, now=now, discover=msg is MessageType.DISCOVER
+        )
         if decision is None:
             return None
         where = f" to {ip}" if ip is not None else ""
-        if isinstance(decision, NoBoot):
-            log.warning("%s (%s): not booting: %s", request.mac, request.kind, decision.reason)
+        if isinstance(decision, NoBoot | LocalBoot):
+            if isinstance(decision, NoBoot):
+                log.warning("%s (%s): not booting: %s", request.mac, request.kind, decision.reason)
+                summary = f"no boot answer: {decision.reason}"
+            else:
+                log.info("%s (%s) %s: no boot file (%s)", request.mac, request.kind, kind.name, decision.reason)
+                summary = f"{kind.name}{where} without a boot file: {decision.reason}"
             self._event(
                 request,
                 "dhcp",
-                f"no boot answer: {decision.reason}",
+                summary,
                 str(ip) if ip else None,
                 now,
-                {"message": kind.name, "kind": request.kind, "reason": decision.reason},
+                {"message": kind.name, "kind": request.kind, "reason": decision.reason,
+                 "boot_file": None, "mode": self.config.mode},
             )
             return decision
         log.info(

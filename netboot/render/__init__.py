@@ -8,7 +8,7 @@ The public API the daemon and CLI use:
 * :func:`validate` -> list of :class:`Problem` (the installers' validators; not on the request path)
 * :func:`check_all` (``netboot check``)
 * :class:`RenderError` (``file:line: reason``), :class:`UnknownAnswerFile` (404)
-* :mod:`netboot.render.urls`: the machine-facing URL paths
+* :mod:`netboot.boot.urls`: the machine-facing URL paths
 """
 
 from __future__ import annotations

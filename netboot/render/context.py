@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from netboot.boot import urls
 from netboot.inventory import System
 from netboot.mac import MacAddress
 from netboot.plain import plain
 from netboot.profiles import FileSource, Group, Profile, deep_merge
-from netboot.render import urls
 from netboot.render.errors import RenderError
 from netboot.render.kinds import InstallerUrls, installer_args
 
@@ -75,14 +75,12 @@ class ServerFacts:
 
     def __post_init__(self) -> None:
         if not self.http_base:
-            host = f"[{self.server_ip}]" if ":" in self.server_ip else self.server_ip
-            port = "" if self.http_port == 80 else f":{self.http_port}"
-            object.__setattr__(self, "http_base", f"http://{host}{port}")
+            object.__setattr__(self, "http_base", urls.http_base(self.server_ip, self.http_port))
         object.__setattr__(self, "http_base", self.http_base.rstrip("/"))
         if not self.tftp_server:
             object.__setattr__(self, "tftp_server", self.server_ip)
 
-    # URL builders (the one implementation lives in netboot.render.urls)
+    # URL builders (the one implementation lives in netboot.boot.urls)
 
     def boot_script_url(self, mac: MacAddress | str, profile: str | None = None) -> str:
         return urls.boot_script_url(self.http_base, mac, profile)
@@ -237,7 +235,7 @@ def build_context(
             "answer_dir": installer.answer_dir,
             "nocloud_seed": installer.nocloud_seed,
             "done": facts.done_url(mac, token),
-            "files": f"{facts.http_base}/files/{profile.name}/" if profile else None,
+            "files": urls.files_url(facts.http_base, profile.name, "") if profile else None,
         },
         "boot": _boot_context(facts, profile, sys_ctx, installer, variables) if profile and sys_ctx else None,
     }

@@ -18,13 +18,13 @@ from typing import Any
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
 
+from netboot.boot.urls import IPXE_MAC
 from netboot.inventory import System
 from netboot.profiles import Group, Profile, ProfileSet
 from netboot.render.context import ServerFacts, build_context
 from netboot.render.environment import NetbootSandbox, make_environment
 from netboot.render.errors import RenderError, UnknownAnswerFile
 from netboot.render.kinds import BOOT_KINDS, DECISIONS, KINDS
-from netboot.render.urls import IPXE_MAC
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +128,14 @@ def render_boot_script(
     group: Group | None,
     system: System | None,
     facts: ServerFacts,
+    *,
+    local_boot: str = "auto",
 ) -> str:
     """The boot configuration (iPXE script, grub.cfg, pxelinux config) for one decision.
 
     ``install`` needs an installer profile and a system; with a ``local``-kind profile it renders the
-    local boot. ``local`` boots the disk (the profile's ``local_boot`` method when a profile is given).
+    local boot. ``local`` boots the disk the ``local_boot`` way (``auto``, ``exit`` or ``sanboot``), which the
+    boot core resolves from the system, its group, its profile and the site.
     ``menu`` lists the menu profiles for an unknown machine (iPXE; grub and pxelinux boot local).
     """
     if kind not in BOOT_KINDS:
@@ -145,7 +148,7 @@ def render_boot_script(
         if not profile.installs:
             decision = "local"
     context = build_context(facts, profile, group, system)
-    context["local_boot"] = profile.local_boot if profile else "auto"
+    context["local_boot"] = local_boot
     if decision == "menu":
         context["menu"] = [
             {

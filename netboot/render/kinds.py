@@ -99,7 +99,7 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 @dataclass(frozen=True, slots=True)
 class InstallerUrls:
-    """The URLs a kind's kernel arguments point at (built by :mod:`netboot.render.urls`)."""
+    """The URLs a kind's kernel arguments point at (built by :mod:`netboot.boot.urls`)."""
 
     answer: Mapping[str, str]
     answer_dir: str

@@ -1,7 +1,7 @@
-"""The Flask application: ``boot`` (machine-facing) now; ``api`` and ``ui`` blueprints plug in here.
+"""The Flask application factory: ``boot`` (machine-facing), ``api`` (JSON, tokens) and ``ui`` (HTML).
 
 :func:`create_app` takes the daemon's :class:`~netboot.runtime.Runtime`, so the app, the CLI and the tests
-share one composition of config, store and recorder.
+share one composition; blueprints reach it only through :mod:`netboot.webapp.services`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from netboot.runtime import Runtime
+from netboot.webapp.services import EXTENSION
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -18,7 +19,7 @@ def create_app(runtime: Runtime) -> Flask:
     app = Flask(__name__, template_folder=str(web / "templates"), static_folder=str(web / "static"),
                 static_url_path="/ui/static")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
-    app.extensions["netboot"] = runtime
+    app.extensions[EXTENSION] = runtime
     from netboot.webapp.boot import boot
 
     app.register_blueprint(boot)
@@ -30,8 +31,3 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(ui.ui)
     auth.warn_if_no_users(app)
     return app
-
-
-def runtime_of(app: Flask) -> Runtime:
-    runtime: Runtime = app.extensions["netboot"]
-    return runtime

@@ -141,7 +141,7 @@ def login_required(view: F) -> F:
 
 
 def _store() -> Any:
-    from netboot.webapp import runtime_of
+    from netboot.webapp.services import runtime_of
 
     return runtime_of(current_app).store
 
@@ -431,7 +431,7 @@ def _template_user() -> User | None:
 
 def warn_if_no_users(app: Flask) -> None:
     """On start: say how to make the first user, or that the user store cannot be read."""
-    from netboot.webapp import runtime_of
+    from netboot.webapp.services import runtime_of
 
     try:
         count = runtime_of(app).store.users.count()

@@ -19,13 +19,13 @@ import time
 
 from flask import Blueprint, Response, current_app, request, send_file
 
+from netboot.boot.core import NotFound, Refused
+from netboot.boot.urls import ANSWER_ROUTE, BOOT_SCRIPT_ROUTE, DONE_ROUTE, FILES_ROUTE, LOADER_ROUTE
 from netboot.events import Event
 from netboot.fs import PathRefused, resolve
 from netboot.mac import InvalidMac, MacAddress
-from netboot.machines import NotFound, Refused
 from netboot.render import RenderError, UnknownAnswerFile
-from netboot.render.urls import ANSWER_ROUTE, BOOT_SCRIPT_ROUTE, DONE_ROUTE, FILES_ROUTE
-from netboot.webapp import runtime_of
+from netboot.webapp.services import services_of
 
 log = logging.getLogger("netboot.http")
 boot = Blueprint("boot", __name__)
@@ -45,7 +45,7 @@ def _host() -> str | None:
 
 
 def _record(phase: str, summary: str, mac: MacAddress | None, **detail: object) -> None:
-    runtime_of(current_app).recorder.record(
+    services_of(current_app).recorder.record(
         Event(
             phase=phase,
             summary=summary,
@@ -71,16 +71,12 @@ def boot_ipxe() -> Response:
     if mac is None:
         log.warning("boot.ipxe from %s with bad mac %r", _client(), raw[:64])
         return _text("#!ipxe\necho netboot: boot.ipxe needs ?mac=<MAC address>\nexit 1\n", 400)
-    runtime = runtime_of(current_app)
+    services = services_of(current_app)
     if _client():
-        runtime.recorder.learn(_client() or "", mac)
+        services.recorder.learn(_client() or "", mac)
     try:
-        script, _choice = runtime.machines.boot_config(
-            "ipxe",
-            mac,
-            runtime.facts(_host()),
-            client_ip=_client(),
-            chosen_profile=request.args.get("profile") or None,
+        script, _choice = services.core.boot_config(
+            "ipxe", mac, host=_host(), client_ip=_client(), chosen_profile=request.args.get("profile") or None
         )
     except RenderError as exc:
         log.error("%s (%s): boot.ipxe failed to render: %s", mac, _client(), exc)
@@ -95,10 +91,9 @@ def answer(mac: str, file: str) -> Response:
     parsed = _mac_or_none(mac)
     if parsed is None:
         return _text("not a MAC address\n", 404)
-    runtime = runtime_of(current_app)
     try:
-        rendered = runtime.machines.answer(
-            parsed, file, request.args.get("token"), runtime.facts(_host()), client_ip=_client()
+        rendered = services_of(current_app).core.answer(
+            parsed, file, request.args.get("token"), host=_host(), client_ip=_client()
         )
     except Refused as exc:
         log.warning("%s (%s): answer file %s refused: %s", parsed, _client(), file, exc)
@@ -124,7 +119,7 @@ def done(mac: str) -> Response:
         return _text("not a MAC address\n", 404)
     token = request.args.get("token") or request.form.get("token")
     try:
-        runtime_of(current_app).machines.complete(parsed, token, client_ip=_client())
+        services_of(current_app).core.complete(parsed, token, client_ip=_client())
     except Refused as exc:
         log.warning("%s (%s): completion callback refused: %s", parsed, _client(), exc)
         _record("http", "completion callback refused", parsed, status=403)
@@ -138,8 +133,7 @@ def done(mac: str) -> Response:
 # answered with a redirect; the one path sandbox decides what a name means.
 @boot.route(FILES_ROUTE, methods=["GET", "HEAD"], merge_slashes=False)
 def files(profile: str, path: str) -> Response:
-    runtime = runtime_of(current_app)
-    found = runtime.profiles.get(profile)
+    found = services_of(current_app).core.profiles.get(profile)
     if found is None or found.data_dir is None:
         return _text("not found\n", 404)
     try:
@@ -152,9 +146,9 @@ def files(profile: str, path: str) -> Response:
     return send_file(real, mimetype="application/octet-stream", conditional=True, max_age=0)
 
 
-@boot.route("/loaders/<name>", methods=["GET", "HEAD"])
+@boot.route(LOADER_ROUTE, methods=["GET", "HEAD"])
 def loader(name: str) -> Response:
-    path = runtime_of(current_app).loaders.path(name)
+    path = services_of(current_app).loaders.path(name)
     if path is None:
         return _text("not found\n", 404)
     if request.method == "GET":

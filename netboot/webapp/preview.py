@@ -17,7 +17,6 @@ from typing import Any
 from flask import has_request_context, request
 
 from netboot.inventory import System, SystemState
-from netboot.machines import choose
 from netboot.plain import plain
 from netboot.profiles import Profile, ProfileSet
 from netboot.registration import load_profile_set
@@ -31,7 +30,7 @@ from netboot.render import (
     render_boot_script,
     sample_system,
 )
-from netboot.runtime import Runtime
+from netboot.webapp.services import WebServices as Runtime
 
 HIDDEN_TOKEN = "token-hidden-from-viewers"
 
@@ -86,7 +85,7 @@ def server_facts(runtime: Runtime) -> ServerFacts:
     host = None
     if has_request_context():
         host = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
-    return runtime.facts(host)
+    return runtime.core.facts(host)
 
 
 def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
@@ -96,19 +95,20 @@ def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
 def preview_system(runtime: Runtime, system: System, *, hide_token: bool = False) -> list[Rendered]:
     """The iPXE boot script this system gets if it boots now, then each answer file of its profile.
 
-    The decision is :func:`netboot.machines.choose`, the same one the ``boot`` blueprint makes; nothing is
-    stored and no event is recorded.
+    The decision is the boot core's, the same one DHCP and the ``boot`` blueprint make; nothing is stored
+    and no event is recorded.
     """
     profiles, _ = load_profile_set(runtime)
     facts = server_facts(runtime)
     if hide_token and system.token:
         system = replace(system, token=HIDDEN_TOKEN)
-    choice = choose(system, profiles, runtime.config.unknown_default, system.arch)
+    choice = runtime.core.choice(system, system.arch)
     out: list[Rendered] = []
     label = f"boot.ipxe ({choice.reason})"
+    if choice.skips_dhcp:
+        label = f"boot.ipxe ({choice.reason}; DHCP gives no boot file, so only a firmware that asks gets this)"
     try:
-        script = render_boot_script("ipxe", choice.decision, profiles, choice.profile, choice.group,
-                                    choice.system, facts)
+        script = runtime.core.render("ipxe", choice, facts)
         out.append(Rendered(label, "ipxe", content=script))
     except (RenderError, ValueError) as exc:
         out.append(Rendered(label, "ipxe", error=str(exc)))

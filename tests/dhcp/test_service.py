@@ -16,7 +16,8 @@ import pytest
 
 from netboot.arch import Arch
 from netboot.boot.classify import BootRequest, classify
-from netboot.boot.decide import BootContext
+from netboot.boot.core import BootCore
+from netboot.boot.ports import Site
 from netboot.config import DhcpConfig, Reservation
 from netboot.dhcp.leases import ClientKey, LeasePool
 from netboot.dhcp.service import MAX_REPLY_SIZE, DhcpService, Ingress, Outgoing
@@ -24,9 +25,12 @@ from netboot.events import EventRecorder, MemorySink
 from netboot.mac import MacAddress
 from netboot.protocol.dhcp import BROADCAST_FLAG, DhcpPacket, MessageType, Op, Opt, decode, encode
 from netboot.protocol.pxe import parse_encapsulated
+from netboot.profiles import ProfileSet
+from netboot.runtime import StoreInventory
 from netboot.store import Store, open_store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
+EMPTY_PROFILES = ProfileSet(Path("/nonexistent"), {}, [])
 
 SERVER = IPv4Address("10.88.0.1")
 SUBNET = IPv4Network("10.88.0.0/24")
@@ -100,7 +104,12 @@ class Harness:
     pool: LeasePool | None
     store: Store
     recorder: EventRecorder
-    seen: list[BootRequest] = field(default_factory=list)
+
+    @property
+    def seen(self) -> list[MacAddress]:
+        """MACs the boot core staged as seen booting, once the transport's group commit wrote them."""
+        self.store.flush()
+        return [s.mac for s in self.store.systems.list() if s.last_seen is not None]
 
     def send(self, request: DhcpPacket, *, ingress: Ingress = INGRESS, now: float = NOW) -> list[Outgoing]:
         """Hand one packet to the service; every reply must be a well-formed BOOTREPLY for it."""
@@ -157,8 +166,14 @@ def check_reply(out: Outgoing, request: DhcpPacket) -> DhcpPacket:
     return reply
 
 
-def boot_context(ingress: Ingress) -> BootContext:
-    return BootContext(server_ip=SERVER, http_port=HTTP_PORT, loaders=LOADERS)
+#: the site of these tests: unknown boot clients get the profile menu, so every one of them gets a loader
+#: (what the firmware x loaders rows test); the registration axis has its own tests in tests/boot
+SITE = Site(unknown_default="menu", http_port=HTTP_PORT, server_ip=SERVER, loaders=LOADERS)
+
+
+def core_over(store: Store, recorder: EventRecorder, site: Site = SITE) -> BootCore:
+    """The real boot core over the test's store, with no profiles loaded."""
+    return BootCore(StoreInventory(store), lambda: EMPTY_PROFILES, recorder, site)
 
 
 @pytest.fixture
@@ -181,17 +196,11 @@ def make(store: Store, config: DhcpConfig, server_port: int | None = None) -> Ha
             reservations={r.mac: r.ip for r in config.reservations},
             excluded=[SERVER, ROUTER],
         )
-    seen: list[BootRequest] = []
     recorder = EventRecorder(sink)
     service = DhcpService(
-        config,
-        boot_context=boot_context,
-        recorder=recorder,
-        pool=pool,
-        on_boot_client=lambda request, now: seen.append(request),
-        server_port=server_port,
+        config, booter=core_over(store, recorder), recorder=recorder, pool=pool, server_port=server_port
     )
-    return Harness(service, sink, pool, store, recorder, seen)
+    return Harness(service, sink, pool, store, recorder)
 
 
 @pytest.fixture
@@ -809,7 +818,7 @@ def test_every_boot_decision_is_an_event_for_the_mac(store: Store, mode: str, na
     assert offer.file == boot_file.encode()
     if mode == "full":
         assert event.client_ip == str(offer.yiaddr) and event.detail["ip"] == str(offer.yiaddr)
-    assert h.seen and h.seen[0].mac == FIXTURE_MAC  # the daemon's "machine seen" hook
+    assert h.seen == [FIXTURE_MAC]  # staged by the boot core, written by the group commit
 
 
 def test_plain_lease_ack_is_an_event(full: Harness) -> None:
@@ -901,7 +910,8 @@ def test_a_reply_that_does_not_fit_576_bytes_is_still_sent(full: Harness) -> Non
 
 def test_full_mode_needs_a_pool() -> None:
     with pytest.raises(ValueError, match="lease pool"):
-        DhcpService(FULL_CONFIG, boot_context=boot_context, recorder=EventRecorder(MemorySink()))
+        recorder = EventRecorder(MemorySink())
+        DhcpService(FULL_CONFIG, booter=core_over(open_store("sqlite://"), recorder), recorder=recorder)
 
 
 def test_classified_fixture_mac() -> None:

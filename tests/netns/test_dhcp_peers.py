@@ -154,7 +154,8 @@ def test_proxy_mode_beside_dnsmasq(lab: Lab, tmp_path: Path) -> None:
     srv = lab.host("srv", 1)
     start_dnsmasq(lab, tmp_path, tmp_path / "dnsmasq.log")
     cli = lab.host("cli")
-    served = start_netboot(lab, srv, tmp_path, "--dhcp-mode", "proxy")
+    # the probed PXE client is unknown: the menu gives it a boot file (the default, local, gives none)
+    served = start_netboot(lab, srv, tmp_path, "--dhcp-mode", "proxy", config="unknown-default: menu\n")
     time.sleep(0.5)
 
     pxe = probe(

@@ -168,7 +168,7 @@ def test_discovered_one_click_and_live_timeline(tmp_path: Path, web_artifacts: P
     from netlab import PYTHON, Lab
     from served import NETBOOT, start_netboot
 
-    from netboot.render.urls import done_url
+    from netboot.boot.urls import done_url
 
     if not shutil.which("curl"):
         pytest.skip("curl is needed for the simulated client")

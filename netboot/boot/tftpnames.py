@@ -1,4 +1,4 @@
-"""Per-MAC boot configs served over TFTP, rendered on request (never written to disk).
+"""Which TFTP names are per-MAC boot configs (pure): the boot core renders those on request.
 
 pxelinux asks ``pxelinux.cfg/01-<mac>`` (then UUID, hex-IP and ``default`` names); GRUB's network image asks
 ``grub/grub.cfg-01-<mac>`` (then hex IP, then ``grub/grub.cfg``). Names that carry a MAC are answered for that
@@ -8,17 +8,9 @@ its last DHCP exchange. Anything else is not ours (None): the TFTP root answers 
 
 from __future__ import annotations
 
-import logging
 import re
-from typing import TYPE_CHECKING
 
 from netboot.mac import InvalidMac, MacAddress
-from netboot.render import RenderError
-
-if TYPE_CHECKING:
-    from netboot.runtime import Runtime
-
-log = logging.getLogger("netboot.tftp")
 
 _PXELINUX_MAC = re.compile(r"^(?:.*/)?pxelinux\.cfg/(01-(?:[0-9a-f]{2}-){5}[0-9a-f]{2})$", re.I)
 _GRUB_MAC = re.compile(r"^(?:.*/)?grub\.cfg-(01-(?:[0-9a-f]{2}-){5}[0-9a-f]{2})$", re.I)
@@ -40,20 +32,3 @@ def classify_name(name: str) -> tuple[str, MacAddress | None] | None:
     if _GRUB_DEFAULT.match(name):
         return "grub", None
     return None
-
-
-def render_tftp_file(runtime: Runtime, name: str, client: tuple[str, int]) -> bytes | None:
-    found = classify_name(name)
-    if found is None:
-        return None
-    kind, mac = found
-    if mac is None:
-        mac = runtime.recorder.mac_for(client[0])
-        if mac is None:
-            return None  # a catch-all name from a client we never saw: let the root answer
-    try:
-        script, _choice = runtime.machines.boot_config(kind, mac, runtime.facts(), client_ip=client[0])
-    except RenderError as exc:
-        log.error("%s (%s): cannot render %s: %s", mac, client[0], name, exc)
-        return None
-    return script.encode()

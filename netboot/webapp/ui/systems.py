@@ -1,109 +1,32 @@
-"""The admin UI under ``/ui``: server-rendered HTML, one form per action, CSRF on every form.
-
-Everything is escaped by Jinja's autoescape (templates end in ``.html``; nothing is marked safe), and the
-Content-Security-Policy allows scripts and styles only from this server, so a hostname, a variable or a
-path a machine sent is shown as text, never run. The only JavaScript is ``static/timeline.js``, which polls
-``/api/v1/systems/<mac>/events`` with the session cookie and adds rows with ``textContent``.
-"""
+"""UI pages: sign-in, systems (list, register one or many, edit, reinstall, remove), discovered machines,
+profiles and leases."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from netboot import registration
 from netboot.inventory import SystemState
 from netboot.registration import FieldError, NotFound
-from netboot.store.accounts import ROLES, AccountError, ApiToken
-from netboot.webapp import preview, runtime_of
+from netboot.store.accounts import ROLES
+from netboot.webapp import preview
 from netboot.webapp.api import event_json, search_systems
 from netboot.webapp.auth import (
-    AuthUnavailable,
     actor,
     any_role,
-    check_request,
-    current_principal,
     deny,
     limit_keys,
     limiter,
     public,
-    role_required,
     safe_next,
-    security_headers,
     sign_in,
     sign_out,
 )
-
-ui = Blueprint("ui", __name__, url_prefix="/ui")
-ui.before_request(check_request)
-
-Page = str | Response | BaseResponse | tuple[str, int]
-
-ui.after_request(security_headers)
-
-
-# ------------------------------------------------------------------------------------------- filters
-
-
-def fmt_time(value: float | None) -> str:
-    if not value:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value)) + " UTC"
-
-
-def fmt_ago(value: float | None) -> str:
-    if not value:
-        return "never"
-    delta = max(0, int(time.time() - value))
-    if delta < 60:
-        return f"{delta} s ago"
-    if delta < 3600:
-        return f"{delta // 60} min ago"
-    if delta < 86400:
-        return f"{delta // 3600} h ago"
-    return f"{delta // 86400} d ago"
-
-
-def fmt_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@ui.app_template_filter("when")
-def _when(value: float | None) -> str:
-    return fmt_time(value)
-
-
-@ui.app_template_filter("ago")
-def _ago(value: float | None) -> str:
-    return fmt_ago(value)
-
-
-@ui.app_template_filter("tojson_pretty")
-def _tojson_pretty(value: Any) -> str:
-    return fmt_json(value)
-
-
-def _runtime() -> Any:
-    return runtime_of(current_app)
-
-
-def _is_admin() -> bool:
-    principal = current_principal()
-    return principal is not None and principal.has("admin")
-
+from netboot.webapp.ui.blueprint import Page, _is_admin, _runtime, fmt_json, ui
 
 # --------------------------------------------------------------------------------------- sign in/out
 
@@ -436,157 +359,3 @@ def leases() -> Page:
     now = time.time()
     rows = sorted(runtime.store.leases.all(), key=lambda x: int(x.ip))
     return render_template("leases.html", leases=rows, now=now, mode=runtime.config.dhcp.mode)
-
-
-# ------------------------------------------------------------------------------------ users and tokens
-
-
-@ui.get("/users")
-@role_required("admin")
-def users() -> Page:
-    return render_template(
-        "users.html",
-        users=_runtime().store.users.list(),
-        roles=ROLES,
-        errors={},
-        values={"name": "", "role": "viewer"},
-    )
-
-
-@ui.post("/users")
-@role_required("admin")
-def user_add() -> Page:
-    store = _runtime().store
-    values = {"name": request.form.get("name", "").strip(), "role": request.form.get("role", "viewer")}
-    password = request.form.get("password", "")
-    try:
-        if password != request.form.get("password2", ""):
-            raise AccountError("password2", "the two passwords differ")
-        user = store.users.add(values["name"], password, values["role"])
-    except AccountError as exc:
-        return render_template(
-            "users.html", users=store.users.list(), roles=ROLES, errors={exc.field: str(exc)}, values=values
-        ), 400
-    store.audit.write(actor(), "user-add", f"user {user.name}", {"role": user.role})
-    flash(f"Added user {user.name} ({user.role}).")
-    return redirect(url_for("ui.users"))
-
-
-@ui.post("/users/<name>/remove")
-@role_required("admin")
-def user_remove(name: str) -> Page:
-    store = _runtime().store
-    principal = current_principal()
-    if principal is not None and principal.user.name == name:
-        return render_template("error.html", status=400, message="You cannot remove yourself."), 400
-    if not store.users.remove(name):
-        return render_template("error.html", status=404, message=f"No user {name}."), 404
-    store.audit.write(actor(), "user-remove", f"user {name}")
-    flash(f"Removed user {name} with their tokens and sessions.")
-    return redirect(url_for("ui.users"))
-
-
-@ui.route("/account", methods=["GET", "POST"])
-@any_role
-def account() -> Page:
-    principal = current_principal()
-    assert principal is not None
-    if request.method == "GET":
-        return render_template("account.html", errors={})
-    store = _runtime().store
-    current = request.form.get("current", "")
-    new = request.form.get("password", "")
-    try:
-        if store.users.verify(principal.user.name, current) is None:
-            raise AccountError("current", "the current password is wrong")
-        if new != request.form.get("password2", ""):
-            raise AccountError("password2", "the two new passwords differ")
-        store.users.set_password(principal.user.name, new)
-    except AccountError as exc:
-        return render_template("account.html", errors={exc.field: str(exc)}), 400
-    store.audit.write(actor(), "password-change", f"user {principal.user.name}")
-    user = store.users.get(principal.user.name)
-    if user is not None:
-        sign_in(user)  # the password change ended every session, this one included: start a new one
-    flash("Password changed; other sessions of yours are signed out.")
-    return redirect(url_for("ui.account"))
-
-
-def _tokens_page(errors: dict[str, str] | None = None, new_secret: str | None = None,
-                 new_token: ApiToken | None = None) -> str:
-    """The tokens page as the signed-in user may see it: an admin sees every token and user, others
-    their own tokens; optionally with form errors or the secret of a token just created (shown once)."""
-    store = _runtime().store
-    principal = current_principal()
-    assert principal is not None
-    admin = principal.has("admin")
-    return render_template(
-        "tokens.html",
-        tokens=store.tokens.list(None if admin else principal.user),
-        users=store.users.list() if admin else [],
-        new_secret=new_secret,
-        new_token=new_token,
-        errors=errors or {},
-    )
-
-
-@ui.get("/tokens")
-def tokens() -> Page:
-    return _tokens_page()
-
-
-@ui.post("/tokens")
-@any_role
-def token_create() -> Page:
-    store = _runtime().store
-    principal = current_principal()
-    assert principal is not None
-    admin = principal.has("admin")
-    owner_name = request.form.get("user", "") or principal.user.name
-    owner = store.users.get(owner_name) if admin else principal.user
-    if owner is None or (not admin and owner_name != principal.user.name):
-        return _tokens_page({"user": f"no user {owner_name!r}"}), 400
-    try:
-        token, secret = store.tokens.create(owner, request.form.get("name", ""))
-    except AccountError as exc:
-        return _tokens_page({exc.field: str(exc)}), 400
-    store.audit.write(actor(), "token-create", f"token {token.id}", {"user": owner.name, "name": token.name})
-    return _tokens_page(new_secret=secret, new_token=token)
-
-
-@ui.post("/tokens/<int:token_id>/revoke")
-@any_role
-def token_revoke(token_id: int) -> Page:
-    store = _runtime().store
-    principal = current_principal()
-    assert principal is not None
-    token = store.tokens.get(token_id)
-    if token is None or (not principal.has("admin") and token.user_id != principal.user.id):
-        return render_template("error.html", status=404, message=f"No token {token_id}."), 404
-    if store.tokens.revoke(token_id):
-        store.audit.write(
-            actor(), "token-revoke", f"token {token_id}", {"user": token.user, "name": token.name}
-        )
-        flash(f"Revoked token {token_id} ({token.name}).")
-    return redirect(url_for("ui.tokens"))
-
-
-# ---------------------------------------------------------------------------------------------- audit
-
-
-@ui.get("/audit")
-@role_required("admin")
-def audit() -> Page:
-    try:
-        before = int(request.args.get("before", "0")) or None
-    except ValueError:
-        before = None
-    entries = _runtime().store.audit.list(limit=100, before_id=before)
-    return render_template(
-        "audit.html", entries=entries, older=entries[-1].id if len(entries) == 100 else None
-    )
-
-
-@ui.errorhandler(AuthUnavailable)
-def _auth_unavailable(_exc: AuthUnavailable) -> Response:
-    return deny(503, "the user store cannot be read: nobody can sign in until it is repaired")

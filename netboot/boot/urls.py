@@ -1,7 +1,8 @@
-"""The machine-facing URLs, built in ONE place so the HTTP server and the templates agree.
+"""Every machine-facing URL and path, spelled in ONE place so DHCP, TFTP, HTTP and the templates agree.
 
-Boot scripts and answer files put these URLs on kernel command lines and in post-install steps; the HTTP
-server routes the same paths. Changing a path here changes both sides.
+DHCP hands out the boot-script and loader URLs, boot scripts and answer files put the others on kernel
+command lines and in post-install steps, and the HTTP server routes the same paths. Changing a path here
+changes every side. The HTTP base (``http://SERVER[:PORT]``) is built by :func:`http_base` and nowhere else.
 
 Paths (``<mac>`` is the colon spelling, ``52:54:00:12:34:56``; the server accepts any spelling
 :class:`~netboot.mac.MacAddress` parses):
@@ -11,6 +12,7 @@ Paths (``<mac>`` is the colon spelling, ``52:54:00:12:34:56``; the server accept
   ``meta-data``, ``autoinst.xml``, jumpstart's ``rules``/``profile``/``sysidcfg``/``finish``)
 * ``/files/<profile>/<path>``                    a kernel/initrd from the profile's data directory
 * ``/done/<mac>?token=<token>``                  the completion callback (GET or POST) that ends install mode
+* ``/loaders/<name>``                            an iPXE binary, for UEFI HTTP Boot clients
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ BOOT_SCRIPT_ROUTE = "/boot.ipxe"
 ANSWER_ROUTE = "/answer/<mac>/<file>"
 FILES_ROUTE = "/files/<profile>/<path:path>"
 DONE_ROUTE = "/done/<mac>"
+LOADER_ROUTE = "/loaders/<name>"
 
 #: What iPXE substitutes with the booting NIC's MAC; used where the script is for an unknown machine.
 IPXE_MAC = "${net0/mac}"
+
+
+def http_base(host: str, port: int) -> str:
+    """``http://HOST[:PORT]``: the one spelling of this server's HTTP base (port 80 left out, IPv6 bracketed)."""
+    bracketed = f"[{host}]" if ":" in host else host
+    return f"http://{bracketed}" if port == 80 else f"http://{bracketed}:{port}"
 
 
 def _mac(mac: MacAddress | str) -> str:
@@ -44,6 +53,16 @@ def boot_script_url(base: str, mac: MacAddress | str, profile: str | None = None
     if profile:
         url += "&" + urlencode({"profile": profile})
     return url
+
+
+def ipxe_script_url(base: str) -> str:
+    """The boot file DHCP gives iPXE: its per-MAC script, with ``${net0/mac}`` expanded by iPXE itself."""
+    return boot_script_url(base, IPXE_MAC)
+
+
+def loader_url(base: str, name: str) -> str:
+    """``<base>/loaders/<name>``: a loader for a UEFI HTTP Boot client."""
+    return f"{base}/loaders/{quote(name, safe='')}"
 
 
 def answer_dir_url(base: str, mac: MacAddress | str) -> str:

@@ -1,0 +1,95 @@
+"""What a machine's next netboot does: the registration axis of the boot decision (pure).
+
+============================  ===========================  ==============================================
+machine                       decision                     with
+============================  ===========================  ==============================================
+unknown / ``discovered``      ``unknown-default``          ``local``, ``menu``, or ``profile:NAME`` (install)
+``install``                   ``install``                  its profile (``local`` when the profile is gone)
+``installed`` / ``local``     ``local``                    its profile's, group's or own ``local_boot``
+============================  ===========================  ==============================================
+
+A ``local`` decision carries *how* the machine leaves for its disk, ``local_boot``, the most specific
+setting winning: the system's own, then its group's, then its profile's (inherited through ``parent``),
+then the site's ``local-boot``. ``skip`` (the default) means no boot file at DHCP time, so the firmware
+goes straight to its next boot device; ``auto``, ``exit`` and ``sanboot`` keep the iPXE hand-back for
+firmware that needs it (the boot script then exits or ``sanboot``s the first disk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netboot.inventory import System, SystemState
+from netboot.profiles import Group, Profile, ProfileSet
+
+#: ``local_boot`` value that gives the machine no boot file at DHCP time
+SKIP = "skip"
+#: what the boot script does when a ``skip`` machine fetches it anyway (e.g. an iPXE ROM that kept going)
+SCRIPT_FALLBACK = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class BootChoice:
+    """What the next netboot of a machine does, with which profile, and how it leaves for its disk."""
+
+    decision: str  # install | local | menu
+    system: System | None
+    profile: Profile | None
+    group: Group | None
+    reason: str
+    #: how a ``local`` decision reaches the disk: ``skip`` (no boot file), ``auto``, ``exit``, ``sanboot``
+    local_boot: str = SKIP
+
+    @property
+    def skips_dhcp(self) -> bool:
+        """True when DHCP should give no boot file: the firmware moves on to its disk by itself."""
+        return self.decision == "local" and self.local_boot == SKIP
+
+    @property
+    def script_local_boot(self) -> str:
+        """The iPXE hand-back the boot script uses (``skip`` has none of its own)."""
+        return SCRIPT_FALLBACK if self.local_boot == SKIP else self.local_boot
+
+
+def local_boot_of(
+    system: System | None, group: Group | None, profile: Profile | None, site_default: str
+) -> str:
+    """The most specific ``local_boot``: system, group, profile (with its ancestors), then the site's."""
+    for value in (
+        system.local_boot if system else None,
+        group.local_boot if group else None,
+        profile.local_boot if profile else None,
+    ):
+        if value:
+            return value
+    return site_default
+
+
+def choose(
+    system: System | None,
+    profiles: ProfileSet,
+    unknown_default: str,
+    site_local_boot: str = SKIP,
+    arch: str | None = None,
+) -> BootChoice:
+    """The boot decision for a (possibly unknown) machine; see the module docstring."""
+    if system is None or system.state is SystemState.DISCOVERED:
+        if unknown_default == "menu":
+            return BootChoice("menu", system, None, None, "unknown machine: profile menu")
+        if unknown_default.startswith("profile:"):
+            name = unknown_default.removeprefix("profile:")
+            profile = profiles.get(name)
+            if profile is not None:
+                return BootChoice("install", system, profile, None, f"unknown machine: default profile {name}")
+        method = local_boot_of(system, None, None, site_local_boot)
+        return BootChoice("local", system, None, None, "unknown machine: local boot", method)
+    profile, group = profiles.select(system, arch)
+    if system.state is not SystemState.INSTALL:
+        method = local_boot_of(system, group, profile, site_local_boot)
+        reason = f"state {system.state.value}: local boot"
+        return BootChoice("local", system, profile, group, reason, method)
+    if profile is None:
+        method = local_boot_of(system, group, None, site_local_boot)
+        reason = f"profile {system.profile!r} not found: local boot"
+        return BootChoice("local", system, None, None, reason, method)
+    return BootChoice("install", system, profile, group, f"install {profile.name}")

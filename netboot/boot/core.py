@@ -1,0 +1,308 @@
+"""The boot core: the one object asked at every phase of a machine's boot (pixiecore's ``Booter``).
+
+===================  ==================================================  ==================================
+phase                asked by                                            method
+===================  ==================================================  ==================================
+DHCP / ProxyDHCP     ``dhcp/service.py`` for every boot client            :meth:`BootCore.dhcp`
+TFTP config files    the TFTP resolver chain (pxelinux / GRUB names)      :meth:`BootCore.tftp_file`
+boot script          ``GET /boot.ipxe?mac=``                              :meth:`BootCore.boot_config`
+answer file          ``GET /answer/<mac>/<file>?token=``                  :meth:`BootCore.answer`
+completion           ``/done/<mac>?token=``                               :meth:`BootCore.complete`
+preview              the CLI's ``render`` and the UI (no side effects)    :meth:`BootCore.preview`
+===================  ==================================================  ==================================
+
+One decision (:func:`netboot.boot.choose.choose`) serves every phase, so DHCP and HTTP never disagree: a
+machine whose next boot is its disk gets no boot file at DHCP time (unless its ``local_boot`` asks for
+the iPXE hand-back), and the same machine asking for its script anyway gets the local-boot script.
+
+Lifecycle (what stops reinstall loops): a system in state ``install`` gets its installer and a per-system
+token on the kernel line; the token authorises its answer files and its completion callback, and dies when
+the callback arrives (state becomes ``installed``, so the next netboot boots the local disk).
+
+The core sees the rest of netboot only through :mod:`netboot.boot.ports`; nothing is written to disk and
+every answer is rendered from the profile when asked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import replace
+from ipaddress import IPv4Address
+
+from netboot.boot.choose import BootChoice, choose
+from netboot.boot.classify import BootRequest
+from netboot.boot.decide import BootContext, DhcpAnswer, LocalBoot, decide
+from netboot.boot.ports import EventLog, Inventory, ProfileSource, Site
+from netboot.boot.tftpnames import classify_name
+from netboot.events import Event
+from netboot.inventory import System, SystemState
+from netboot.mac import MacAddress
+from netboot.profiles import ProfileSet
+from netboot.render import (
+    BOOT_KINDS,
+    RenderedFile,
+    RenderError,
+    ServerFacts,
+    render_answer,
+    render_boot_script,
+)
+
+log = logging.getLogger("netboot.boot")
+
+
+class Refused(Exception):
+    """The machine may not have this (wrong or dead token, not in install state): HTTP 403."""
+
+
+class NotFound(LookupError):
+    """No such system or answer file: HTTP 404."""
+
+
+def new_token() -> str:
+    """A per-system install token: 32 URL-safe random characters."""
+    return secrets.token_urlsafe(24)
+
+
+class BootCore:
+    """Answers every phase of a boot over an inventory, the loaded profiles and an event log."""
+
+    def __init__(self, inventory: Inventory, profiles: ProfileSource, events: EventLog, site: Site) -> None:
+        self.inventory = inventory
+        self._profiles = profiles
+        self.events = events
+        self.site = site
+        self._contexts: dict[IPv4Address, BootContext] = {}
+
+    @property
+    def profiles(self) -> ProfileSet:
+        return self._profiles()
+
+    def facts(self, host: str | None = None) -> ServerFacts:
+        """Server facts for rendering; ``host`` (the address a client reached us at) when none is set."""
+        ip = str(self.site.server_ip) if self.site.server_ip is not None else (host or "127.0.0.1")
+        return ServerFacts(
+            server_ip=ip, http_port=self.site.http_port, domain=self.site.domain, variables=self.site.variables
+        )
+
+    def server_ip(self, local_ip: IPv4Address) -> IPv4Address:
+        """The address a client on the interface with ``local_ip`` is told to use."""
+        return self.site.server_ip or local_ip
+
+    def choice(self, system: System | None, arch: str | None = None) -> BootChoice:
+        return choose(system, self.profiles, self.site.unknown_default, self.site.local_boot, arch)
+
+    # ------------------------------------------------------------------------------------------ DHCP
+
+    def dhcp(self, request: BootRequest, local_ip: IPv4Address, *, now: float, discover: bool) -> DhcpAnswer | None:
+        """What DHCP tells this client to boot; None for clients that are not booting (not ours).
+
+        Reads the inventory only; a DISCOVER from a boot client is staged as "seen" for the DHCP thread's
+        group commit, so no store write waits in front of the reply.
+        """
+        if not request.boot_client:
+            return None
+        if discover:
+            self.inventory.stage_seen(
+                request.mac,
+                arch=request.arch.value,
+                uuid=str(request.uuid) if request.uuid else None,
+                now=now,
+            )
+        choice = self.choice(self.inventory.get(request.mac), request.arch.value)
+        local = LocalBoot(f"{choice.reason}, local_boot skip") if choice.skips_dhcp else None
+        return decide(request, self._context(self.server_ip(local_ip)), local)
+
+    def _context(self, server_ip: IPv4Address) -> BootContext:
+        ctx = self._contexts.get(server_ip)
+        if ctx is None:
+            ctx = BootContext(server_ip=server_ip, http_port=self.site.http_port, loaders=self.site.loaders)
+            self._contexts[server_ip] = ctx
+        return ctx
+
+    # ---------------------------------------------------------------------------------- boot configs
+
+    def boot_config(
+        self,
+        kind: str,
+        mac: MacAddress,
+        *,
+        host: str | None,
+        client_ip: str | None,
+        arch: str | None = None,
+        chosen_profile: str | None = None,
+    ) -> tuple[str, BootChoice]:
+        """The iPXE script / grub.cfg / pxelinux config for ``mac`` now. Raises RenderError."""
+        system = self._seen(mac, client_ip)
+        # ``&profile=`` is the answer to the menu: only honoured when unknown machines get the menu, so a
+        # client cannot register itself for an install the configured default does not offer it
+        if (
+            chosen_profile
+            and self.site.unknown_default == "menu"
+            and (system is None or system.state is SystemState.DISCOVERED)
+        ):
+            system = self._register_from_menu(mac, chosen_profile, client_ip)
+        choice = self.choice(system, arch)
+        if choice.decision == "install" and (choice.system is None or choice.system.token is None):
+            choice = replace(choice, system=self._install_default(mac, choice))
+        script = self.render(kind, choice, self.facts(host))
+        self.events.record(
+            Event(
+                phase="boot-script",
+                summary=f"{kind}: {choice.reason}",
+                mac=mac,
+                client_ip=client_ip,
+                detail={
+                    "kind": kind,
+                    "decision": choice.decision,
+                    "profile": choice.profile.name if choice.profile else None,
+                },
+            )
+        )
+        log.info("%s (%s): %s -> %s", mac, client_ip, kind, choice.reason)
+        return script, choice
+
+    def render(self, kind: str, choice: BootChoice, facts: ServerFacts) -> str:
+        """The boot config ``kind`` for ``choice``, as the machine would get it (no side effect)."""
+        return render_boot_script(
+            kind,
+            choice.decision,
+            self.profiles,
+            choice.profile,
+            choice.group,
+            choice.system,
+            facts,
+            local_boot=choice.script_local_boot,
+        )
+
+    def tftp_file(self, name: str, client: tuple[str, int]) -> bytes | None:
+        """A per-MAC boot config asked over TFTP, rendered now; None = not ours (the TFTP root answers)."""
+        found = classify_name(name)
+        if found is None:
+            return None
+        kind, mac = found
+        if mac is None:
+            mac = self.events.mac_for(client[0])
+            if mac is None:
+                return None  # a catch-all name from a client we never saw: let the root answer
+        try:
+            script, _choice = self.boot_config(kind, mac, host=None, client_ip=client[0])
+        except RenderError as exc:
+            log.error("%s (%s): cannot render %s: %s", mac, client[0], name, exc)
+            return None
+        return script.encode()
+
+    def _seen(self, mac: MacAddress, client_ip: str | None) -> System | None:
+        system = self.inventory.get(mac)
+        if system is None:
+            system = self.inventory.seen(mac, arch=None, uuid=None, now=time.time())
+            self.events.record(
+                Event(phase="discovered", summary="unknown machine seen booting", mac=mac, client_ip=client_ip)
+            )
+        return system
+
+    def _register_from_menu(self, mac: MacAddress, name: str, client_ip: str | None) -> System | None:
+        """Someone at the console picked a profile from the menu: register the machine for it."""
+        existing = self.inventory.get(mac)
+        if existing is None or name not in {p.name for p in self.profiles.menu_profiles()}:
+            return existing  # only what the menu offers, to a machine the menu was served to
+        system = replace(existing, profile=name, state=SystemState.INSTALL, token=new_token())
+        self.inventory.save(system)
+        self.events.record(
+            Event(phase="admin", summary=f"chosen from the boot menu: {name}", mac=mac, client_ip=client_ip)
+        )
+        return system
+
+    def _install_default(self, mac: MacAddress, choice: BootChoice) -> System:
+        """An unknown machine getting the configured default profile becomes a registered system."""
+        assert choice.profile is not None
+        base = choice.system or System(mac=mac, profile=None, state=SystemState.DISCOVERED)
+        system = replace(base, profile=choice.profile.name, state=SystemState.INSTALL, token=new_token())
+        try:
+            self.inventory.save(system)
+        except KeyError:
+            self.inventory.add(system)
+        return system
+
+    def preview(self, mac: MacAddress, what: str, host: str | None = None) -> str:
+        """Exactly what ``mac`` would get for ``what`` (a boot kind or an answer file), with no side effect.
+
+        Raises NotFound (unknown system / profile), UnknownAnswerFile or RenderError.
+        """
+        system = self.inventory.get(mac)
+        facts = self.facts(host)
+        if what in BOOT_KINDS:
+            choice = self.choice(system)
+            if (
+                choice.decision == "install"
+                and choice.profile is not None
+                and (choice.system is None or choice.system.token is None)
+            ):
+                # an unknown machine that would get the default profile: show that install as it would be
+                # registered at boot (the token does not exist until then), without storing anything
+                base = choice.system or System(mac=mac, profile=None, state=SystemState.DISCOVERED)
+                choice = replace(
+                    choice, system=replace(base, profile=choice.profile.name, state=SystemState.INSTALL)
+                )
+            return self.render(what, choice, facts)
+        if system is None:
+            raise NotFound(f"no system {mac}")
+        profile, group = self.profiles.select(system)
+        if profile is None:
+            raise NotFound(f"{mac}: profile {system.profile!r} does not exist")
+        return render_answer(self.profiles, profile, group, system, facts, what).content
+
+    # ---------------------------------------------------------------------------- answer files, done
+
+    def _authorised(self, mac: MacAddress, token: str | None) -> System:
+        system = self.inventory.get(mac)
+        if system is None:
+            raise NotFound(f"no system {mac}")
+        if system.state is not SystemState.INSTALL or system.token is None:
+            raise Refused(f"{mac} is not being installed (state {system.state.value})")
+        if not token or not hmac.compare_digest(system.token.encode(), token.encode()):
+            raise Refused(f"wrong token for {mac}")
+        return system
+
+    def answer(
+        self, mac: MacAddress, file: str, token: str | None, *, host: str | None, client_ip: str | None
+    ) -> RenderedFile:
+        """Render ``file`` for ``mac``. Raises Refused, NotFound, UnknownAnswerFile or RenderError."""
+        system = self._authorised(mac, token)
+        profile, group = self.profiles.select(system)
+        if profile is None:
+            raise NotFound(f"{mac}: profile {system.profile!r} does not exist")
+        rendered = render_answer(self.profiles, profile, group, system, self.facts(host), file)
+        self.events.record(
+            Event(
+                phase="answer-file",
+                summary=f"answer file {file} ({profile.name})",
+                mac=mac,
+                client_ip=client_ip,
+                detail={"file": file, "profile": profile.name, "bytes": len(rendered.content.encode())},
+            )
+        )
+        log.info("%s (%s): answer file %s of %s", mac, client_ip, file, profile.name)
+        return rendered
+
+    def complete(self, mac: MacAddress, token: str | None, *, client_ip: str | None) -> System:
+        """The installer says it is done: leave install state; the token stops working."""
+        system = self._authorised(mac, token)
+        done = replace(system, state=SystemState.INSTALLED, token=None)
+        try:
+            self.inventory.save(done)
+        except (ValueError, KeyError) as exc:
+            raise NotFound(str(exc)) from exc
+        self.events.record(
+            Event(
+                phase="install-done",
+                summary=f"install of {system.profile} complete",
+                mac=mac,
+                client_ip=client_ip,
+                detail={"profile": system.profile},
+            )
+        )
+        log.info("%s (%s): install of %s complete; next boot is local", mac, client_ip, system.profile)
+        return done

@@ -1,0 +1,74 @@
+"""The narrow interfaces the boot core sees the rest of netboot through.
+
+The core never holds the store, the config or the daemon: it is given an :class:`Inventory` (the systems it
+reads and changes), a :data:`ProfileSource` (the currently loaded profiles), an :class:`EventLog` (where
+each step is recorded, and which IP belongs to which MAC) and the :class:`Site` facts from the config.
+Tests hand it the real store and recorder over a temporary database; nothing here imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any, Protocol
+
+from netboot.arch import Arch
+from netboot.events import Event
+from netboot.inventory import System
+from netboot.mac import MacAddress
+from netboot.profiles import ProfileSet
+
+
+class Inventory(Protocol):
+    """The systems the core reads and changes."""
+
+    def get(self, mac: MacAddress) -> System | None: ...
+
+    def add(self, system: System) -> System:
+        """Insert; raises ValueError (a uniqueness conflict) when the MAC, hostname or IP is taken."""
+        ...
+
+    def save(self, system: System) -> System:
+        """Update; raises KeyError when absent, ValueError on a uniqueness conflict."""
+        ...
+
+    def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
+        """Record now that ``mac`` booted (a discovered system when unknown); the HTTP/TFTP path."""
+        ...
+
+    def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
+        """The same, staged for the DHCP thread's next group commit (no write on the DHCP hot path)."""
+        ...
+
+
+class EventLog(Protocol):
+    """Where the core records what each machine did, and what it learned about addresses."""
+
+    def record(self, event: Event) -> Event: ...
+
+    def learn(self, ip: str, mac: MacAddress) -> None: ...
+
+    def mac_for(self, ip: str | None) -> MacAddress | None: ...
+
+
+#: The profiles loaded now (the daemon reloads them when a file changes; a call returns the current set).
+ProfileSource = Callable[[], ProfileSet]
+
+
+@dataclass(frozen=True)
+class Site:
+    """The configuration facts every boot decision needs."""
+
+    #: what unknown machines get: ``local``, ``menu`` or ``profile:NAME``
+    unknown_default: str = "local"
+    #: how machines leave for their disk when nothing more specific says (``skip``: no boot file)
+    local_boot: str = "skip"
+    http_port: int = 80
+    #: the address clients are told to use; None = the address each client reached us at
+    server_ip: IPv4Address | None = None
+    domain: str | None = None
+    #: loader file name per architecture, only for loaders found on disk
+    loaders: Mapping[Arch, str] = field(default_factory=dict)
+    #: site-wide template variables (the lowest layer of ``vars``)
+    variables: Mapping[str, Any] = field(default_factory=dict)
