@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from netboot.arch import ARCH_CODES, Arch
 from netboot.boot.classify import classify
-from netboot.boot.decide import IPXE_SCRIPT_PATH, BootContext, BootDecision, NoBoot, decide, http_base
+from netboot.boot import urls
+from netboot.boot.decide import BootContext, BootDecision, LocalBoot, NoBoot, decide
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
@@ -210,7 +211,7 @@ def test_no_boot_reason_names_the_architecture() -> None:
 
 
 def test_ipxe_script_url() -> None:
-    assert IPXE_SCRIPT_PATH == "/boot.ipxe?mac=${net0/mac}"
+    assert urls.ipxe_script_url("") == "/boot.ipxe?mac=${net0/mac}"
     request = classify(CLIENTS["bios-ipxe-rom"])
     assert request is not None
     decision = decide(request, context(DEFAULT))
@@ -220,7 +221,7 @@ def test_ipxe_script_url() -> None:
 
 
 def test_port_80_is_left_out_of_urls() -> None:
-    assert http_base(context(DEFAULT, 80)) == "http://10.88.0.1"
+    assert context(DEFAULT, 80).http_base == "http://10.88.0.1"
     ipxe, http_boot = classify(CLIENTS["bios-ipxe-rom"]), classify(CLIENTS["ovmf-http"])
     assert ipxe is not None and http_boot is not None
     assert decide(ipxe, context(DEFAULT, 80)) == BootDecision(
@@ -232,7 +233,21 @@ def test_port_80_is_left_out_of_urls() -> None:
 
 
 def test_other_ports_are_in_urls() -> None:
-    assert http_base(context(DEFAULT, 8000)) == "http://10.88.0.1:8000"
+    assert context(DEFAULT, 8000).http_base == "http://10.88.0.1:8000"
+
+
+def test_ipv6_hosts_are_bracketed() -> None:
+    assert urls.http_base("fd00::1", 8080) == "http://[fd00::1]:8080"
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_local_boot_wins_for_every_boot_client_and_only_for_them(client: str) -> None:
+    """The registration axis: "boot your disk" answers a boot client with no file, whatever its firmware."""
+    request = classify(CLIENTS[client])
+    assert request is not None
+    local = LocalBoot("state installed: local boot")
+    got = decide(request, context(DEFAULT), local)
+    assert got == (local if request.boot_client else None)
 
 
 def test_tftp_boot_file_is_a_bare_name() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netboot.boot import urls
 from netboot.mac import MacAddress
 from netboot.profiles import ProfileSet, load_profiles
 from netboot.render import (
@@ -19,7 +20,6 @@ from netboot.render import (
     render_answer,
     render_boot_script,
     sample_system,
-    urls,
 )
 from netboot.render.engine import _envs
 from netboot.render.kinds import InstallerUrls, installer_args
