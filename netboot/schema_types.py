@@ -112,7 +112,7 @@ def mac(value: Any) -> MacAddress:
     if not isinstance(value, str):
         raise ValueError(f"expected a MAC address, got {type_name(value)}")
     try:
-        return MacAddress.parse(value)
+        return MacAddress.parse(text(value))
     except InvalidMac as exc:
         raise ValueError(str(exc)) from None
 

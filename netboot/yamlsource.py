@@ -9,6 +9,7 @@ such a document into one :class:`SourceError` per problem at the line of its key
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,14 +21,25 @@ from pydantic import BaseModel, ValidationError
 
 from netboot.schema_types import did_you_mean, reason_of
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
 
 class SourceError(ValueError):
-    """A problem in an admin-written file, already formatted as ``file:line: key: reason``."""
+    """A problem in an admin-written file, already formatted as ``file:line: key: reason``.
+
+    A control character in the key (a mapping key is admin text too) or the reason is shown escaped
+    (``\\n``), so a message is always one line and cannot move a terminal's cursor.
+    """
 
     def __init__(self, file: str, line: int | None, key: str | None, reason: str) -> None:
         self.file, self.line, self.key, self.reason = file, line, key, reason
         where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+        shown = f"{where}: {key}: {reason}" if key else f"{where}: {reason}"
+        super().__init__(_CONTROL_RE.sub(_escape, shown))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from netboot.config.model import (
     Reservation,
     problems,
 )
-from netboot.schema_types import DEFAULT_LOCAL_BOOT, FileModel, IPv4, LocalBoot, Mac, ipv4
+from netboot.schema_types import DEFAULT_LOCAL_BOOT, FileModel, Hostname, IPv4, LocalBoot, Mac, ipv4
 from netboot.yamlsource import Located, SourceError, SourceErrors, load, schema_errors
 
 # -------------------------------------------------------------------------------------- value checks
@@ -136,7 +136,7 @@ class ReservationFile(_Section):
     null_is_empty: ClassVar[bool] = False
     mac: Mac
     ip: IPv4
-    hostname: NonEmpty | None = None
+    hostname: Hostname | None = None
 
 
 class DhcpFile(_Section):
