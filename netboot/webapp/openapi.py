@@ -1,51 +1,232 @@
-"""The OpenAPI 3 document of ``/api/v1``, served at ``/api/v1/openapi.json``.
+"""The OpenAPI 3.1 document of ``/api/v1``, generated from the models in :mod:`netboot.webapp.schemas`.
 
-Written by hand next to :mod:`netboot.webapp.api`; ``tests/web/test_openapi.py`` checks that every API
-route is documented and every documented operation exists, and schemathesis fuzzes the API from it.
+:data:`ROUTES` names each operation's method, path (in Flask's ``<param>`` spelling, so a test can hold it
+against ``app.url_map``), summary, body, query and response models and status codes; the schemas come from
+pydantic's JSON Schema of the same models the API validates and answers with. Served at
+``/api/v1/openapi.json``; schemathesis fuzzes the API from it (``tests/web/test_schemathesis.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from netboot import __version__
+from netboot.webapp import schemas
 
-_MAC = {
-    "type": "string",
-    "description": "any common spelling: 52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, 525400123456",
-    "example": "52:54:00:12:34:56",
+Method = Literal["GET", "POST", "PATCH", "DELETE"]
+REF = "#/components/schemas/{model}"
+
+#: every caller who is not public may meet these
+COMMON_ERRORS = (401, 403, 503)
+ERROR_TEXT = {
+    400: "Bad input (the field at fault is named)",
+    401: "No, wrong, revoked or malformed bearer token",
+    403: "The caller's role may not do this",
+    404: "Not found",
+    409: "MAC, host name or IP already used",
+    413: "Body larger than 1 MiB",
+    415: "Body is not JSON",
+    503: "The user store cannot be read: nobody gets in",
 }
-_NULLABLE_STR = {"type": ["string", "null"]}
+#: the path parameters' descriptions (each is a string)
+PATH_PARAMS = {"mac": schemas.MAC_HELP, "name": "a profile's name"}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+@dataclass(frozen=True)
+class Route:
+    """One operation of the API as the document shows it."""
+
+    method: Method
+    path: str
+    operation_id: str
+    summary: str
+    response: type[BaseModel] | None
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    public: bool = False
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", self.path)
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+_BODY_ERRORS = (400, 413, 415)
+ROUTES = (
+    Route("GET", "/api/v1/me", "me", "Who the token belongs to", schemas.Me),
+    Route(
+        "GET",
+        "/api/v1/systems",
+        "listSystems",
+        "Registered systems (discovered ones with state=discovered)",
+        schemas.SystemList,
+        query=schemas.SystemsQuery,
+        errors=(400,),
+    ),
+    Route(
+        "POST",
+        "/api/v1/systems",
+        "createSystem",
+        "Register a system (state install, fresh token)",
+        schemas.System,
+        201,
+        body=schemas.SystemCreate,
+        errors=(*_BODY_ERRORS, 409),
+    ),
+    Route("GET", "/api/v1/systems/<mac>", "getSystem", "One system", schemas.System, errors=(400, 404)),
+    Route(
+        "PATCH",
+        "/api/v1/systems/<mac>",
+        "updateSystem",
+        "Change the fields given (null clears "
+        "hostname, ip, vars, labels, local_boot; state install = reinstall)",
+        schemas.System,
+        body=schemas.SystemPatch,
+        errors=(*_BODY_ERRORS, 404, 409),
+    ),
+    Route("DELETE", "/api/v1/systems/<mac>", "deleteSystem", "Forget a system", None, 204, errors=(400, 404)),
+    Route(
+        "POST",
+        "/api/v1/systems/<mac>/reinstall",
+        "reinstallSystem",
+        "Install again at the next netboot",
+        schemas.System,
+        errors=(400, 404),
+    ),
+    Route(
+        "GET",
+        "/api/v1/systems/<mac>/events",
+        "systemEvents",
+        "Boot timeline, oldest first",
+        schemas.EventList,
+        query=schemas.EventsQuery,
+        errors=(400,),
+    ),
+    Route(
+        "GET",
+        "/api/v1/systems/<mac>/preview",
+        "systemPreview",
+        "The boot script and answer files this system gets now",
+        schemas.Preview,
+        errors=(400, 404),
+    ),
+    Route("GET", "/api/v1/discovered", "listDiscovered", "Unknown MACs seen booting", schemas.DiscoveredList),
+    Route(
+        "GET", "/api/v1/profiles", "listProfiles", "Loaded profiles with their status", schemas.ProfileList
+    ),
+    Route("GET", "/api/v1/profiles/<name>", "getProfile", "One profile", schemas.Profile, errors=(404,)),
+    Route(
+        "GET",
+        "/api/v1/leases",
+        "listLeases",
+        "DHCP leases (full mode)",
+        schemas.LeaseList,
+        query=schemas.LeasesQuery,
+        errors=(400,),
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        "listAudit",
+        "Audit log, newest first (admin)",
+        schemas.AuditList,
+        query=schemas.AuditQuery,
+        errors=(400,),
+    ),
+    Route("GET", "/api/v1/openapi.json", "openapi", "This document", schemas.OpenApiDocument, public=True),
+)
 
 
-_COMMON = (401, 403, 503)
-_MAC_PARAM = {
-    "name": "mac",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": _MAC["description"],
-}
+def _component_schemas() -> dict[str, Any]:
+    """Every body (as it is checked) and response (as it is sent) model, sharing one ``$defs``."""
+    wanted: dict[type[BaseModel], JsonSchemaMode] = {schemas.Error: "serialization"}
+    for route in ROUTES:
+        if route.body is not None:
+            wanted[route.body] = "validation"
+        if route.response is not None:
+            wanted[route.response] = "serialization"
+    _, top = models_json_schema(list(wanted.items()), ref_template=REF)
+    defs: dict[str, Any] = top["$defs"]
+    return defs
 
 
-def document() -> dict[str, Any]:
-    error_text = {
-        400: "Bad input (the field at fault is named)",
-        401: "No, wrong, revoked or malformed bearer token",
-        403: "The caller's role may not do this",
-        404: "Not found",
-        409: "MAC, host name or IP already used",
-        415: "Body is not JSON",
-        503: "The user store cannot be read: nobody gets in",
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema["properties"].items():
+        # a query string cannot say null: an optional parameter is one that may be left out
+        options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+        if len(options) == 1:
+            prop.update(options[0])
+        elif options:
+            prop["anyOf"] = options
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        param: dict[str, Any] = {"name": name, "in": "query", "schema": prop}
+        if description := model.model_fields[name].description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
     }
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    parameters = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": PATH_PARAMS[name],
+        }
+        for name in re.findall(r"{(\w+)}", route.openapi_path)
+    ]
+    if route.query is not None:
+        parameters += _query_parameters(route.query)
+    ok: dict[str, Any] = (
+        _json(route.response, route.summary) if route.response is not None else {"description": route.summary}
+    )
+    codes = sorted({*route.errors, *(() if route.public else COMMON_ERRORS)})
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "responses": {
+            str(route.status): ok,
+            **{str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes},
+        },
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body.__name__)}}},
+        }
+    if route.public:
+        operation["security"] = []
+    return operation
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The document (made once; callers must not change it)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -55,427 +236,16 @@ def document() -> dict[str, Any]:
             "Authenticate with `Authorization: Bearer <token>` (tokens are made in the web UI "
             "under API tokens, or with `netboot token create --user NAME`). Viewers may only "
             "read; changes need the admin role. Errors are "
-            '`{"error": {"message": ..., "field": ...}}`.',
+            '`{"error": {"message": ..., "field": ..., "fields": {...}}}`.',
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {
-            "/api/v1/me": {
-                "get": {
-                    "operationId": "me",
-                    "summary": "Who the token belongs to",
-                    "responses": {"200": _json(_ref("Me"), "The caller"), **_errs(*_COMMON)},
-                }
-            },
-            "/api/v1/systems": {
-                "get": {
-                    "operationId": "listSystems",
-                    "summary": "Registered systems (discovered ones with state=discovered)",
-                    "parameters": [
-                        {
-                            "name": "state",
-                            "in": "query",
-                            "schema": {
-                                "type": "string",
-                                "enum": ["install", "installed", "local", "discovered"],
-                            },
-                        },
-                        {"name": "profile", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "q",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "substring of MAC, host name, profile, IP or state",
-                        },
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["systems"],
-                                "properties": {"systems": {"type": "array", "items": _ref("System")}},
-                            },
-                            "Systems",
-                        ),
-                        **_errs(400, *_COMMON),
-                    },
-                },
-                "post": {
-                    "operationId": "createSystem",
-                    "summary": "Register a system (state install, fresh token)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SystemCreate")}},
-                    },
-                    "responses": {
-                        "201": _json(_ref("System"), "Registered"),
-                        **_errs(400, 409, 415, *_COMMON),
-                    },
-                },
-            },
-            "/api/v1/systems/{mac}": {
-                "parameters": [_MAC_PARAM],
-                "get": {
-                    "operationId": "getSystem",
-                    "summary": "One system",
-                    "responses": {"200": _json(_ref("System"), "The system"), **_errs(400, 404, *_COMMON)},
-                },
-                "patch": {
-                    "operationId": "updateSystem",
-                    "summary": "Change fields (null clears hostname, ip, vars, "
-                    "labels; state install = reinstall)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SystemPatch")}},
-                    },
-                    "responses": {
-                        "200": _json(_ref("System"), "Changed"),
-                        **_errs(400, 404, 409, 415, *_COMMON),
-                    },
-                },
-                "delete": {
-                    "operationId": "deleteSystem",
-                    "summary": "Forget a system",
-                    "responses": {"204": {"description": "Removed"}, **_errs(400, 404, *_COMMON)},
-                },
-            },
-            "/api/v1/systems/{mac}/reinstall": {
-                "parameters": [_MAC_PARAM],
-                "post": {
-                    "operationId": "reinstallSystem",
-                    "summary": "Install again at the next netboot",
-                    "responses": {"200": _json(_ref("System"), "Marked"), **_errs(400, 404, *_COMMON)},
-                },
-            },
-            "/api/v1/systems/{mac}/events": {
-                "parameters": [_MAC_PARAM],
-                "get": {
-                    "operationId": "systemEvents",
-                    "summary": "Boot timeline, oldest first",
-                    "parameters": [
-                        {
-                            "name": "since_id",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
-                            "description": "only events with a larger id (poll with the last_id you got)",
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        },
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["mac", "events", "last_id"],
-                                "properties": {
-                                    "mac": {"type": "string"},
-                                    "events": {"type": "array", "items": _ref("Event")},
-                                    "last_id": {"type": "integer"},
-                                },
-                            },
-                            "Events",
-                        ),
-                        **_errs(400, *_COMMON),
-                    },
-                },
-            },
-            "/api/v1/systems/{mac}/preview": {
-                "parameters": [_MAC_PARAM],
-                "get": {
-                    "operationId": "systemPreview",
-                    "summary": "The boot script and answer files this system gets now",
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["mac", "files"],
-                                "properties": {
-                                    "mac": {"type": "string"},
-                                    "files": {"type": "array", "items": _ref("Rendered")},
-                                },
-                            },
-                            "Rendered files",
-                        ),
-                        **_errs(400, 404, *_COMMON),
-                    },
-                },
-            },
-            "/api/v1/discovered": {
-                "get": {
-                    "operationId": "listDiscovered",
-                    "summary": "Unknown MACs seen booting",
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["machines"],
-                                "properties": {"machines": {"type": "array", "items": _ref("Discovered")}},
-                            },
-                            "Machines",
-                        ),
-                        **_errs(*_COMMON),
-                    },
-                }
-            },
-            "/api/v1/profiles": {
-                "get": {
-                    "operationId": "listProfiles",
-                    "summary": "Loaded profiles with their status",
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["profiles", "errors"],
-                                "properties": {
-                                    "profiles": {"type": "array", "items": _ref("Profile")},
-                                    "errors": {"type": "array", "items": {"type": "string"}},
-                                },
-                            },
-                            "Profiles",
-                        ),
-                        **_errs(*_COMMON),
-                    },
-                }
-            },
-            "/api/v1/profiles/{name}": {
-                "get": {
-                    "operationId": "getProfile",
-                    "summary": "One profile",
-                    "parameters": [
-                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": {"200": _json(_ref("Profile"), "The profile"), **_errs(404, *_COMMON)},
-                }
-            },
-            "/api/v1/leases": {
-                "get": {
-                    "operationId": "listLeases",
-                    "summary": "DHCP leases (full mode)",
-                    "parameters": [
-                        {
-                            "name": "all",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": ["0", "1"]},
-                            "description": "1: include expired and declined leases",
-                        }
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["mode", "leases"],
-                                "properties": {
-                                    "mode": {"type": "string"},
-                                    "leases": {"type": "array", "items": _ref("Lease")},
-                                },
-                            },
-                            "Leases",
-                        ),
-                        **_errs(*_COMMON),
-                    },
-                }
-            },
-            "/api/v1/audit": {
-                "get": {
-                    "operationId": "listAudit",
-                    "summary": "Audit log, newest first (admin)",
-                    "parameters": [
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        },
-                        {"name": "before_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["entries"],
-                                "properties": {"entries": {"type": "array", "items": _ref("AuditEntry")}},
-                            },
-                            "Entries",
-                        ),
-                        **_errs(400, *_COMMON),
-                    },
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1 document",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API token, nbt_..."}
             },
-            "responses": {f"E{code}": _json(_ref("Error"), text) for code, text in error_text.items()},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["message", "field"],
-                            "properties": {
-                                "message": {"type": "string"},
-                                "field": {"type": ["string", "null"], "description": "the input at fault"},
-                            },
-                        }
-                    },
-                },
-                "Me": {
-                    "type": "object",
-                    "required": ["name", "role", "via"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "role": {"type": "string", "enum": ["admin", "viewer"]},
-                        "via": {"type": "string", "enum": ["token", "session"]},
-                        "token": {"type": ["integer", "null"]},
-                    },
-                },
-                "System": {
-                    "type": "object",
-                    "required": ["mac", "profile", "hostname", "ip", "state", "vars"],
-                    "properties": {
-                        "mac": {"type": "string", "example": "52:54:00:12:34:56"},
-                        "profile": _NULLABLE_STR,
-                        "hostname": _NULLABLE_STR,
-                        "ip": _NULLABLE_STR,
-                        "state": {"type": "string", "enum": ["install", "installed", "local", "discovered"]},
-                        "vars": {"type": "object"},
-                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "arch": _NULLABLE_STR,
-                        "uuid": _NULLABLE_STR,
-                        "first_seen": {"type": ["number", "null"]},
-                        "last_seen": {"type": ["number", "null"]},
-                    },
-                },
-                "SystemCreate": {
-                    "type": "object",
-                    "required": ["mac", "profile"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "mac": _MAC,
-                        "profile": {"type": "string", "description": "a loaded profile's name"},
-                        "hostname": {"type": ["string", "null"], "description": "RFC 1123"},
-                        "ip": {"type": ["string", "null"], "description": "IPv4 address"},
-                        "vars": {
-                            "type": ["object", "null"],
-                            "description": "variables over the profile's (at most 64 KiB)",
-                        },
-                        "labels": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
-                    },
-                },
-                "SystemPatch": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "profile": {"type": "string"},
-                        "hostname": {"type": ["string", "null"]},
-                        "ip": {"type": ["string", "null"]},
-                        "vars": {"type": ["object", "null"]},
-                        "labels": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
-                        "state": {"type": "string", "enum": ["install", "installed", "local"]},
-                    },
-                },
-                "Event": {
-                    "type": "object",
-                    "required": ["id", "time", "phase", "summary"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "time": {"type": "number"},
-                        "mac": _NULLABLE_STR,
-                        "client_ip": _NULLABLE_STR,
-                        "phase": {
-                            "type": "string",
-                            "description": "dhcp, tftp, http, boot-script, answer-file, "
-                            "install-done, discovered, admin",
-                        },
-                        "summary": {"type": "string"},
-                        "detail": {"type": "object"},
-                    },
-                },
-                "Rendered": {
-                    "type": "object",
-                    "required": ["name", "kind"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "content": _NULLABLE_STR,
-                        "error": _NULLABLE_STR,
-                    },
-                },
-                "Discovered": {
-                    "type": "object",
-                    "required": ["mac"],
-                    "properties": {
-                        "mac": {"type": "string"},
-                        "arch": _NULLABLE_STR,
-                        "uuid": _NULLABLE_STR,
-                        "first_seen": {"type": ["number", "null"]},
-                        "last_seen": {"type": ["number", "null"]},
-                    },
-                },
-                "Profile": {
-                    "type": "object",
-                    "required": ["name", "kind", "ok"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "description": {"type": "string"},
-                        "parent": _NULLABLE_STR,
-                        "lineage": {"type": "array", "items": {"type": "string"}},
-                        "variables": {"type": "object"},
-                        "answer_files": {"type": "array", "items": {"type": "string"}},
-                        "installs": {"type": "boolean"},
-                        "ok": {"type": "boolean"},
-                        "problems": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-                "Lease": {
-                    "type": "object",
-                    "required": ["ip", "mac", "state", "active"],
-                    "properties": {
-                        "ip": {"type": "string"},
-                        "mac": {"type": "string"},
-                        "hostname": _NULLABLE_STR,
-                        "state": {"type": "string"},
-                        "starts": {"type": "number"},
-                        "expires": {"type": "number"},
-                        "active": {"type": "boolean"},
-                    },
-                },
-                "AuditEntry": {
-                    "type": "object",
-                    "required": ["id", "time", "actor", "action", "target"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "time": {"type": "number"},
-                        "actor": {"type": "string"},
-                        "action": {"type": "string"},
-                        "target": {"type": "string"},
-                        "detail": {"type": "object"},
-                        "ok": {"type": "boolean"},
-                    },
-                },
-            },
+            "responses": {f"E{code}": _json(schemas.Error, text) for code, text in ERROR_TEXT.items()},
+            "schemas": _component_schemas(),
         },
     }
-
-
-def _errs(*codes: int) -> dict[str, Any]:
-    return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}

@@ -12,7 +12,7 @@ from netboot.events import Event
 from netboot.mac import MacAddress
 from netboot.runtime import Runtime
 from netboot.store.leases import Lease as StoredLease
-from netboot.webapp.openapi import document
+from netboot.webapp.openapi import ROUTES, document
 
 from .conftest import ApiClient
 
@@ -225,14 +225,60 @@ def test_register_a_discovered_machine_keeps_what_was_seen(admin_api: ApiClient,
     assert runtime.store.audit.list()[0].action == "register-discovered"
 
 
-def test_openapi_document_covers_every_api_route(app: Flask) -> None:
-    doc = document()
-    documented = {
-        (path, method.upper())
-        for path, ops in doc["paths"].items()
-        for method in ops
-        if method != "parameters"
-    }
+def test_a_refused_body_names_every_field_at_fault(admin_api: ApiClient) -> None:
+    resp = create(admin_api, mac=12, hostname=5, labels={"rack": 1, "ok": "x"}, local_boot="sanbot", extra=1)
+    assert resp.status_code == 400  # type: ignore[attr-defined]
+    error = resp.json["error"]  # type: ignore[attr-defined]
+    assert error["field"] == "mac"
+    assert set(error["fields"]) == {"mac", "hostname", "labels.rack", "local_boot", "extra"}
+    assert "did you mean 'sanboot'" in error["fields"]["local_boot"]
+    assert "allowed: mac, profile, hostname, ip, vars, labels, local_boot" in error["fields"]["extra"]
+    assert all(f"{path}: {reason}" in error["message"] for path, reason in error["fields"].items())
+    missing = admin_api.post("/api/v1/systems", json={}).json["error"]
+    assert missing["fields"] == {"mac": "is required", "profile": "is required"}
+    # a refusal by registration (the meaning, not the shape) keeps the one-field form
+    resp = create(admin_api, ip="224.0.0.1")
+    assert resp.json == {"error": {"message": resp.json["error"]["message"], "field": "ip"}}  # type: ignore[attr-defined]
+
+
+def test_patch_changes_only_the_keys_sent_and_refuses_null_profile_or_state(admin_api: ApiClient) -> None:
+    create(admin_api, hostname="web1", ip="10.0.0.50", labels={"rack": "r1"})
+    url = f"/api/v1/systems/{MAC}"
+    got = admin_api.patch(url, json={"ip": None}).json
+    assert got["ip"] is None and got["hostname"] == "web1" and got["labels"] == {"rack": "r1"}
+    refused = [({"profile": None}, "profile"), ({"state": None}, "state"), ({"state": "gone"}, "state")]
+    for body, field in refused:
+        resp = admin_api.patch(url, json=body)
+        assert resp.status_code == 400 and resp.json["error"]["field"] == field, resp.json
+    assert admin_api.get(url).json["profile"] == "debian12-preseed"
+
+
+def test_local_boot_is_set_changed_and_cleared(admin_api: ApiClient, runtime: Runtime) -> None:
+    resp = create(admin_api, local_boot="exit")
+    assert resp.status_code == 201 and resp.json["local_boot"] == "exit"  # type: ignore[attr-defined]
+    stored = runtime.store.systems.get(MacAddress.parse(MAC))
+    assert stored is not None and stored.local_boot == "exit"
+    url = f"/api/v1/systems/{MAC}"
+    assert admin_api.patch(url, json={"local_boot": "sanboot"}).json["local_boot"] == "sanboot"
+    assert admin_api.patch(url, json={"hostname": "web2"}).json["local_boot"] == "sanboot"
+    assert admin_api.patch(url, json={"local_boot": None}).json["local_boot"] is None
+    assert admin_api.get(url).json["local_boot"] is None
+    resp = admin_api.patch(url, json={"local_boot": "grub"})
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "local_boot"
+
+
+def test_query_strings(admin_api: ApiClient) -> None:
+    create(admin_api)
+    assert len(admin_api.get("/api/v1/systems?state=&profile=&q=").json["systems"]) == 1  # empty = default
+    assert admin_api.get("/api/v1/systems?state=discovered").json["systems"] == []
+    resp = admin_api.get("/api/v1/systems?state=gone")
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "state"
+    resp = admin_api.get("/api/v1/audit?limit=0")
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "limit"
+    assert admin_api.get("/api/v1/leases?all=1&cachebuster=3").status_code == 200
+
+
+def _served_api_operations(app: Flask) -> set[tuple[str, str]]:
     served = set()
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
@@ -240,6 +286,55 @@ def test_openapi_document_covers_every_api_route(app: Flask) -> None:
         path = rule.rule.replace("<", "{").replace(">", "}")
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             served.add((path, method))
-    assert documented == served
+    return served
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        return {node["$ref"]} if "$ref" in node else {r for v in node.values() for r in _refs(v)}
+    if isinstance(node, list):
+        return {r for v in node for r in _refs(v)}
+    return set()
+
+
+def test_openapi_document_covers_every_api_route(app: Flask) -> None:
+    doc = document()
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == _served_api_operations(app)
+    assert len({r.operation_id for r in ROUTES}) == len(ROUTES) == len(documented)
+    for ref in _refs(doc):  # every schema and response the document points at is in it
+        section, name = ref.removeprefix("#/components/").split("/")
+        assert name in doc["components"][section], ref
     resp = app.test_client().get("/api/v1/openapi.json")
     assert resp.json["openapi"].startswith("3.") and resp.json == doc
+
+
+def test_each_view_checks_the_body_and_query_its_document_names(admin_api: ApiClient) -> None:
+    """A view that validated with another model than the documented one would answer differently here."""
+    create(admin_api)
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    checked = 0
+    for path, ops in doc["paths"].items():
+        url = path.replace("{mac}", MAC).replace("{name}", "debian12-preseed")
+        for method, op in ops.items():
+            if "requestBody" in op:
+                model = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+                resp = admin_api.client.open(
+                    url, method=method.upper(), json={"not_a_field": 1}, headers=admin_api._headers(None)
+                )
+                assert resp.status_code == 400, (path, method)
+                allowed = ", ".join(schemas[model]["properties"])
+                assert f"allowed: {allowed}" in resp.json["error"]["fields"]["not_a_field"]
+                checked += 1
+            for param in op.get("parameters", []):
+                schema = param["schema"]
+                checkable = schema["type"] in ("integer", "boolean") or "enum" in schema
+                if param["in"] != "query" or not checkable:
+                    continue
+                resp = admin_api.client.open(
+                    f"{url}?{param['name']}=-bogus", method=method.upper(), headers=admin_api._headers(None)
+                )
+                assert resp.status_code == 400 and resp.json["error"]["field"] == param["name"], (path, param)
+                checked += 1
+    assert checked >= 8
