@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from netboot.events import EventRecorder, MemorySink
-from netboot.servers import tftp as tftp_transport
+from netboot.servers import tftp_transfers
 from netboot.servers.tftp import RootResolver, TftpResolver, TftpServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tftp"
@@ -94,10 +94,10 @@ ServerFactory = Callable[..., Running]
 
 def fast_extension() -> ModuleType:
     """The built C fast path; a test that needs it fails (never skips) when it was not built."""
-    if tftp_transport._tftp_fast is None:
+    if tftp_transfers.fast_extension is None:
         pytest.fail("netboot/servers/_tftp_fast.c is not built (pip install -e . needs gcc and "
                     "the Python headers; make test installs both)")
-    return tftp_transport._tftp_fast
+    return tftp_transfers.fast_extension
 
 
 @pytest.fixture(params=["fast-c", "python"])

@@ -134,13 +134,13 @@ def test_stranger_gets_error_5_and_transfer_completes(served: Running, tree: Tre
 
 
 def test_c_path_and_python_sender_share_their_gso_limits() -> None:
-    """The C loop and _send_gso batch and fall back by the same numbers (one is the other's fallback)."""
-    from netboot.servers import tftp as transport
+    """The C loop and send_gso batch and fall back by the same numbers (one is the other's fallback)."""
+    from netboot.servers import tftp_send as transport
 
     fast = fast_extension()
     assert (fast.UDP_SEGMENT, fast.GSO_MAX_SEGMENTS, fast.GSO_MAX_BYTES) == (
         transport.UDP_SEGMENT, transport.GSO_MAX_SEGMENTS, transport.GSO_MAX_BYTES)
-    assert set(fast.GSO_REFUSED) == transport._GSO_REFUSED
+    assert set(fast.GSO_REFUSED) == transport.GSO_REFUSED
 
 
 @pytest.mark.parametrize("windowsize", [1, 4, 7])
@@ -402,7 +402,7 @@ SO_NO_CHECK = 11  # <asm-generic/socket.h>: no UDP checksums, which the kernel's
 
 def _kernel_refuses_gso() -> bool:
     """Whether a UDP socket with SO_NO_CHECK really gets EINVAL for a UDP_SEGMENT send on loopback."""
-    from netboot.servers.tftp import SOL_UDP, UDP_SEGMENT
+    from netboot.servers.tftp_send import SOL_UDP, UDP_SEGMENT
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
