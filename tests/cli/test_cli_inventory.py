@@ -227,7 +227,7 @@ def test_reinstall(cli: Cli, state: tuple[Path, Path]) -> None:
     first = show(cli, MAC)["token"]
     rt = open_runtime(state)
     try:
-        rt.machines.complete(MacAddress.parse(MAC), first, client_ip=None)
+        rt.core.complete(MacAddress.parse(MAC), first, client_ip=None)
         rt.store.systems.seen(MacAddress.parse(UNKNOWN), arch="bios", uuid=None, now=1.0)  # a discovered MAC
     finally:
         rt.close()
@@ -307,8 +307,8 @@ def test_render_prints_exactly_what_the_machine_gets(cli: Cli, state: tuple[Path
             # the boot configs: the iPXE script over HTTP, pxelinux and GRUB over TFTP
             assert ok(cli("render", mac)) == client.get("/boot.ipxe", query_string={"mac": mac}).get_data(
                 as_text=True)
-            pxelinux = rt.tftp_dynamic(f"pxelinux.cfg/01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
-            grub = rt.tftp_dynamic(f"grub/grub.cfg-01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
+            pxelinux = rt.core.tftp_file(f"pxelinux.cfg/01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
+            grub = rt.core.tftp_file(f"grub/grub.cfg-01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
             assert pxelinux is not None and grub is not None
             assert ok(cli("render", mac, "--kind", "pxelinux")) == pxelinux.decode()
             assert ok(cli("render", mac, "--kind", "grub")) == grub.decode()
