@@ -16,9 +16,9 @@ from types import ModuleType
 import click
 
 from netboot import __version__
-from netboot.cli import accounts, lab, leases, profiles, serve, systems
+from netboot.cli import accounts, db, lab, leases, profiles, serve, systems
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (serve, leases, systems, profiles, accounts, lab)
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve, leases, systems, profiles, accounts, db, lab)
 """Each has ``COMMANDS``, the click commands and groups it adds to ``netboot``."""
 
 
