@@ -15,9 +15,9 @@ more CPU per MB (docs/performance.md, "One loop per CPU"):
   transfer is served where its packets arrive, without waking a thread on another CPU. A CPU the program
   does not list (an interrupt outside the daemon's CPU set) makes the kernel fall back to its flow hash.
 - The transfer then stays in the loop that took the request: its socket is that loop's.
-- The loops share one :class:`~netboot.servers.tftp.TransferTable`: ``max_transfers`` is a total, and a
-  request from a client that already has a transfer goes to the loop that owns it, so a retransmitted
-  request that arrives on another CPU does not start a second transfer.
+- The loops share one :class:`~netboot.servers.tftp_transfers.TransferTable`: ``max_transfers`` is a
+  total, and a request from a client that already has a transfer goes to the loop that owns it, so a
+  retransmitted request that arrives on another CPU does not start a second transfer.
 
 With one receive queue (many virtual NICs), every request arrives on one CPU and one loop does all the
 work, as with a single loop. ``loops=1`` is a plain ``TftpServer`` in the calling thread: no
@@ -39,7 +39,10 @@ import time
 from typing import Any
 
 from netboot.events import EventRecorder
-from netboot.servers.tftp import TftpResolver, TftpServer, TransferTable, fd_budget
+from netboot.servers.tftp import TftpServer
+from netboot.servers.tftp_resolvers import TftpResolver
+from netboot.servers.tftp_sockets import fd_budget
+from netboot.servers.tftp_transfers import TransferTable
 
 log = logging.getLogger("netboot.tftp")
 
