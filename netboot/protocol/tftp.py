@@ -1,13 +1,16 @@
-"""TFTP wire codec and the server side of a read transfer, with no I/O.
+"""The server side of a TFTP read transfer, with no I/O; and, re-exported, the codec and negotiation.
 
-Two layers, h11-style:
+Three layers, h11-style:
 
-* the codec: :func:`decode` turns a datagram into one frozen packet dataclass (or raises
-  :class:`~netboot.protocol.errors.DecodeError`, the only error it raises); :func:`encode` is its inverse.
-* :class:`ReadTransfer`: one RRQ being served. The transport feeds it datagrams and the current time and
-  sends what it returns; it never touches a socket, a clock or a logger, so every RFC rule (1350 TIDs and
-  retransmission, 2347 OACK, 2348 ``blksize``, 2349 ``tsize``/``timeout``, 7440 ``windowsize``) is tested
-  packet by packet without a network.
+* the codec (:mod:`netboot.protocol.tftp_packets`): :func:`decode` turns a datagram into one frozen packet
+  dataclass (or raises :class:`~netboot.protocol.errors.DecodeError`, the only error it raises);
+  :func:`encode` is its inverse.
+* option negotiation (:mod:`netboot.protocol.tftp_options`): :func:`negotiate` against the server's
+  :class:`Limits`.
+* :class:`ReadTransfer` (here): one RRQ being served. The transport feeds it datagrams and the current time
+  and sends what it returns; it never touches a socket, a clock or a logger, so every RFC rule (1350 TIDs
+  and retransmission, 2347 OACK, 2348 ``blksize``, 2349 ``tsize``/``timeout``, 7440 ``windowsize``) is
+  tested packet by packet without a network.
 
 File data comes from a :class:`Source` the transport hands in (``bytes`` rendered on request, or a file read
 with ``pread``); the machine only asks it for byte ranges.
@@ -16,271 +19,77 @@ with ``pread``); the machine only asks it for byte ranges.
 from __future__ import annotations
 
 import enum
-import re
-import struct
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol
 
 from netboot.protocol.errors import DecodeError
+from netboot.protocol.tftp_options import Limits, Negotiation, negotiate
+from netboot.protocol.tftp_packets import (
+    DEFAULT_BLKSIZE,
+    HEADER,
+    MAX_BLKSIZE,
+    MAX_TIMEOUT,
+    MAX_WINDOWSIZE,
+    MIN_BLKSIZE,
+    MIN_TIMEOUT,
+    OP_ACK,
+    OP_DATA,
+    OP_ERROR,
+    Ack,
+    Address,
+    Buffer,
+    Data,
+    Error,
+    ErrorCode,
+    Opcode,
+    OptionAck,
+    Options,
+    Packet,
+    ReadRequest,
+    Send,
+    WriteRequest,
+    blksize_for_mtu,
+    datagrams,
+    decode,
+    encode,
+    error_datagram,
+    to_netascii,
+)
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
-#: A socket address as the socket module gives it: ``(host, port)`` or IPv6's 4-tuple.
-Address: TypeAlias = tuple[Any, ...]
-#: Something to send: ``(data, destination, segment)``. With ``segment`` 0, ``data`` is one datagram;
-#: otherwise it is consecutive datagrams of ``segment`` bytes (the last may be shorter), laid out so the
-#: transport can give a whole window to the kernel in one UDP GSO call (see :func:`datagrams`).
-Send: TypeAlias = tuple[Buffer, Address, int]
-#: Option (name, value) pairs in wire order; names lower-cased.
-Options: TypeAlias = tuple[tuple[str, str], ...]
-
-MIN_BLKSIZE = 8
-MAX_BLKSIZE = 65464
-DEFAULT_BLKSIZE = 512
-MAX_WINDOWSIZE = 65535
-MIN_TIMEOUT, MAX_TIMEOUT = 1, 255
-
-_HEADER = struct.Struct("!HH")
-_DATA, _ACK, _ERROR = 3, 4, 5  # plain ints on the per-block path: IntEnum arithmetic is slower
-_DIGITS = re.compile(r"[0-9]{1,10}")
-
-
-class Opcode(enum.IntEnum):
-    RRQ = 1
-    WRQ = 2
-    DATA = 3
-    ACK = 4
-    ERROR = 5
-    OACK = 6
-
-
-class ErrorCode(enum.IntEnum):
-    """RFC 1350 error codes, plus RFC 2347's 8 (option negotiation refused)."""
-
-    NOT_DEFINED = 0
-    FILE_NOT_FOUND = 1
-    ACCESS_VIOLATION = 2
-    DISK_FULL = 3
-    ILLEGAL_OPERATION = 4
-    UNKNOWN_TID = 5
-    FILE_EXISTS = 6
-    NO_SUCH_USER = 7
-    OPTION_REFUSED = 8
-
-
-# --------------------------------------------------------------------------------------------- packets
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
-    """RRQ. ``filename`` keeps undecodable bytes as surrogates so it round-trips to the same path bytes."""
-
-    filename: str
-    mode: str = "octet"
-    options: Options = ()
-
-    def option(self, name: str) -> str | None:
-        """The first value sent for ``name`` (case-insensitive), as RFC 2347 leaves duplicates undefined."""
-        return _first(self.options, name)
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
-    """WRQ: netboot is read-only and answers every one with ERROR 2."""
-
-    filename: str
-    mode: str = "octet"
-    options: Options = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Data:
-    block: int
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    block: int
-
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    code: int
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OptionAck:
-    options: Options
-
-
-Packet: TypeAlias = ReadRequest | WriteRequest | Data | Ack | Error | OptionAck
-
-
-def _first(options: Options, name: str) -> str | None:
-    name = name.lower()
-    return next((value for key, value in options if key == name), None)
-
-
-def decode(datagram: Buffer) -> Packet:
-    """Parse one TFTP datagram. Raises :class:`DecodeError` and nothing else."""
-    data = bytes(datagram)
-    if len(data) < 2:
-        raise DecodeError(f"TFTP datagram of {len(data)} bytes is shorter than an opcode")
-    opcode = int.from_bytes(data[:2], "big")
-    body = data[2:]
-    if opcode in (Opcode.RRQ, Opcode.WRQ):
-        return _decode_request(opcode, body)
-    if opcode in (Opcode.DATA, Opcode.ACK):
-        if len(body) < 2:
-            raise DecodeError(f"TFTP {Opcode(opcode).name} without a block number")
-        block = int.from_bytes(body[:2], "big")
-        # Trailing bytes after an ACK's block number are padding some stacks add; ignore them.
-        return Data(block, body[2:]) if opcode == Opcode.DATA else Ack(block)
-    if opcode == Opcode.ERROR:
-        if len(body) < 2:
-            raise DecodeError("TFTP ERROR without an error code")
-        message = body[2:].split(b"\0", 1)[0]
-        return Error(int.from_bytes(body[:2], "big"), message.decode("utf-8", "replace"))
-    if opcode == Opcode.OACK:
-        return OptionAck(_decode_options(body.split(b"\0")))
-    raise DecodeError(f"unknown TFTP opcode {opcode}")
-
-
-def _decode_request(opcode: int, body: bytes) -> ReadRequest | WriteRequest:
-    """Filename and mode must be NUL-terminated; options are best effort (RFC 2347: skip what is unusable)."""
-    fields = body.split(b"\0")
-    if len(fields) < 3:
-        what = "filename" if len(fields) < 2 else "mode"
-        raise DecodeError(f"TFTP request {what} is not NUL-terminated")
-    filename = fields[0].decode("utf-8", "surrogateescape")
-    mode = fields[1].decode("latin-1").lower()
-    # fields[-1] is whatever follows the last NUL: empty when well formed, an unterminated fragment otherwise.
-    options = _decode_options(fields[2:])
-    cls = ReadRequest if opcode == Opcode.RRQ else WriteRequest
-    return cls(filename, mode, options)
-
-
-def _decode_options(fields: list[bytes]) -> Options:
-    """Pair up NUL-separated name/value fields; drop an unterminated tail, a lone name and empty names."""
-    complete = fields[:-1]
-    pairs = []
-    for i in range(0, len(complete) - 1, 2):
-        name = complete[i].decode("latin-1").lower()
-        if name:
-            pairs.append((name, complete[i + 1].decode("latin-1")))
-    return tuple(pairs)
-
-
-def encode(packet: Packet) -> bytes:
-    """Serialise a packet. Block numbers and error codes must fit 16 bits (``struct.error`` otherwise)."""
-    match packet:
-        case ReadRequest() | WriteRequest():
-            opcode = Opcode.RRQ if isinstance(packet, ReadRequest) else Opcode.WRQ
-            head = opcode.to_bytes(2, "big") + packet.filename.encode("utf-8", "surrogateescape") + b"\0"
-            return head + packet.mode.encode("latin-1") + b"\0" + _encode_options(packet.options)
-        case Data(block, payload):
-            return _HEADER.pack(Opcode.DATA, block) + payload
-        case Ack(block):
-            return _HEADER.pack(Opcode.ACK, block)
-        case Error(code, message):
-            return _HEADER.pack(Opcode.ERROR, code) + message.encode("utf-8", "replace") + b"\0"
-        case OptionAck(options):
-            return Opcode.OACK.to_bytes(2, "big") + _encode_options(options)
-    raise TypeError(f"not a TFTP packet: {packet!r}")
-
-
-def _encode_options(options: Options) -> bytes:
-    return b"".join(k.encode("latin-1") + b"\0" + v.encode("latin-1") + b"\0" for k, v in options)
-
-
-def datagrams(send: Send) -> list[Buffer]:
-    """The individual datagrams of a :data:`Send` (zero-copy slices when it holds a window)."""
-    data, _, segment = send
-    if not segment or len(data) <= segment:
-        return [data]
-    view = memoryview(data)
-    return [view[pos : pos + segment] for pos in range(0, len(view), segment)]
-
-
-def error_datagram(code: ErrorCode | int, message: str) -> bytes:
-    """The bytes of an ERROR packet (the transport answers bad requests with these)."""
-    return encode(Error(int(code), message))
-
-
-def to_netascii(data: Buffer) -> bytes:
-    """RFC 764 NVT line endings for ``netascii`` mode: CR becomes CR NUL, LF becomes CR LF."""
-    return bytes(data).replace(b"\r", b"\r\0").replace(b"\n", b"\r\n")
-
-
-def blksize_for_mtu(mtu: int, *, ipv6: bool = False) -> int:
-    """Largest ``blksize`` whose DATA fits one ``mtu``-sized IP packet (1500 -> 1468, what OVMF asks)."""
-    overhead = (40 if ipv6 else 20) + 8 + 4
-    return max(MIN_BLKSIZE, min(MAX_BLKSIZE, mtu - overhead))
-
-
-# ----------------------------------------------------------------------------------------- negotiation
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Server policy for every transfer.
-
-    ``max_blksize`` is where a path-MTU clamp goes (see :func:`blksize_for_mtu`); ``timeout`` is the first
-    retransmission delay when the client negotiates none, doubled per retry up to ``max_timeout`` (or the
-    client's own value if larger), for at most ``retries`` retransmissions of the same packet or window.
-    """
-
-    max_blksize: int = MAX_BLKSIZE
-    max_windowsize: int = 64
-    timeout: float = 1.0
-    max_timeout: float = 8.0
-    retries: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Negotiation:
-    """What a transfer will use, and the options to acknowledge (none: no OACK, DATA 1 straight away)."""
-
-    blksize: int = DEFAULT_BLKSIZE
-    windowsize: int = 1
-    timeout: float = 1.0
-    accepted: Options = ()
-
-
-def _number(value: str, low: int, high: int) -> int | None:
-    """A plain decimal in ``low..high`` or None: ``abc``, ``1_468``, `` 8`` and ``-1`` are all malformed."""
-    if not _DIGITS.fullmatch(value):
-        return None
-    number = int(value)
-    return number if low <= number <= high else None
-
-
-def negotiate(options: Options, size: int, limits: Limits) -> Negotiation:
-    """Apply RFC 2347/2348/2349/7440 to a request's options. Unknown or malformed options are left out."""
-    blksize, windowsize, timeout = DEFAULT_BLKSIZE, 1, limits.timeout
-    accepted: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for name, value in options:
-        if name in seen:
-            continue
-        seen.add(name)
-        if name == "blksize" and (asked := _number(value, MIN_BLKSIZE, 10**10)) is not None:
-            blksize = max(MIN_BLKSIZE, min(asked, MAX_BLKSIZE, limits.max_blksize))
-            accepted.append((name, str(blksize)))
-        elif name == "tsize" and size > 0 and _number(value, 0, 10**10) is not None:
-            # Omitted for empty content: curl treats "tsize 0" in an OACK as illegal and aborts.
-            accepted.append((name, str(size)))
-        elif name == "timeout" and (seconds := _number(value, MIN_TIMEOUT, MAX_TIMEOUT)) is not None:
-            timeout = float(seconds)
-            accepted.append((name, str(seconds)))
-        elif name == "windowsize" and (asked := _number(value, 1, MAX_WINDOWSIZE)) is not None:
-            windowsize = max(1, min(asked, limits.max_windowsize))
-            accepted.append((name, str(windowsize)))
-    return Negotiation(blksize, windowsize, timeout, tuple(accepted))
-
-
-# -------------------------------------------------------------------------------------- state machine
+__all__ = [
+    # the codec and negotiation, importable from here as before they had modules of their own
+    "DEFAULT_BLKSIZE",
+    "MAX_BLKSIZE",
+    "MAX_TIMEOUT",
+    "MAX_WINDOWSIZE",
+    "MIN_BLKSIZE",
+    "MIN_TIMEOUT",
+    "Ack",
+    "Address",
+    "Buffer",
+    "BytesSource",
+    "Data",
+    "Error",
+    "ErrorCode",
+    "Limits",
+    "Negotiation",
+    "Opcode",
+    "OptionAck",
+    "Options",
+    "Outcome",
+    "Packet",
+    "ReadRequest",
+    "ReadTransfer",
+    "Send",
+    "Source",
+    "WriteRequest",
+    "blksize_for_mtu",
+    "datagrams",
+    "decode",
+    "encode",
+    "error_datagram",
+    "negotiate",
+    "to_netascii",
+]
 
 
 class Source(Protocol):
@@ -428,7 +237,7 @@ class ReadTransfer:
             return self._stranger(datagram, addr)
         if self.finished:
             return []
-        if len(datagram) >= 4 and datagram[1] == _ACK and datagram[0] == 0:
+        if len(datagram) >= 4 and datagram[1] == OP_ACK and datagram[0] == 0:
             return self._on_ack((datagram[2] << 8) | datagram[3], now)
         try:
             packet = decode(datagram)
@@ -505,7 +314,7 @@ class ReadTransfer:
 
     def _stranger(self, datagram: Buffer, addr: Address) -> list[Send]:
         """RFC 1350: wrong TID gets ERROR 5 and leaves the transfer alone; never answer an ERROR with one."""
-        if len(datagram) >= 2 and datagram[0] == 0 and datagram[1] == _ERROR:
+        if len(datagram) >= 2 and datagram[0] == 0 and datagram[1] == OP_ERROR:
             return []
         return [(error_datagram(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr, 0)]
 
@@ -569,12 +378,12 @@ class ReadTransfer:
         self._next = end
         self.deadline = now + self._rto
         if end - start == 1:
-            return [(_HEADER.pack(_DATA, start & 0xFFFF) + data, self._client, 0)]
-        pack, view = _HEADER.pack, memoryview(data)
+            return [(HEADER.pack(OP_DATA, start & 0xFFFF) + data, self._client, 0)]
+        pack, view = HEADER.pack, memoryview(data)
         parts: list[Buffer] = []
         pos = 0
         for block in range(start, end):
-            parts.append(pack(_DATA, block & 0xFFFF))
+            parts.append(pack(OP_DATA, block & 0xFFFF))
             parts.append(view[pos : pos + blksize])
             pos += blksize
         return [(b"".join(parts), self._client, blksize + 4)]
