@@ -108,7 +108,10 @@ def body_of(model: type[M]) -> M:
     """The request's JSON object, checked by ``model`` (415 not JSON, 400 not an object or refused)."""
     if not request.is_json:
         raise ApiError(415, "send a JSON object with Content-Type: application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the json module recurses per level: a 1 MiB body can nest past its limit
+        raise ApiError(400, "the body nests too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return _checked(model, body)

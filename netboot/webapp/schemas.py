@@ -4,9 +4,11 @@ The same models check what comes in (:mod:`netboot.webapp.api` validates every b
 them), build what goes out, and are the OpenAPI document's schemas (:mod:`netboot.webapp.openapi`), so the
 document cannot drift from the code.
 
-The models check *shape* (types, required keys, no unknown keys, enums); :mod:`netboot.registration`
-keeps the checks that need the running server or are shared with the UI and CLI (the profile exists, the
-MAC parses, RFC 1123 host names, a unicast IPv4 address, 64 KiB of variables, duplicates).
+The models check the form of each value (types, required and unknown keys, a MAC in any spelling, a
+profile name's characters, the ``local_boot`` and ``state`` choices) with the field types every schema
+shares (:mod:`netboot.schema_types`); :mod:`netboot.registration` keeps the checks the UI and CLI share and
+those that need the running server (the profile is loaded, RFC 1123 host names, a unicast IPv4 address,
+64 KiB of variables, duplicates). :func:`refusals` turns a validation error into the API's error shape.
 """
 
 from __future__ import annotations
@@ -340,7 +342,7 @@ def _reason(err: ErrorDetails, model: type[BaseModel]) -> str:
     """One refusal in words: pydantic's message, or a better one where it has a generic one."""
     key = str(err["loc"][0]) if err["loc"] else ""
     if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-        return f"unknown field {key!r}; allowed: {', '.join(model.model_fields)}"
+        return f"unknown field {key[:64]!r}; allowed: {', '.join(model.model_fields)}"
     if err["type"] == "missing":
         return "is required"
     message = reason_of(err)

@@ -131,6 +131,14 @@ def test_non_json_bodies(admin_api: ApiClient) -> None:
     assert resp.status_code == 400
     resp = admin_api.post("/api/v1/systems", json=[1, 2])
     assert resp.status_code == 400
+    nested = '{"a": ' * 100_000 + "1" + "}" * 100_000  # deeper than the json module can recurse
+    deep = '{"mac": "52:54:00:12:34:56", "profile": "local", "vars": ' + nested + "}"
+    resp = admin_api.client.post(
+        "/api/v1/systems",
+        data=deep,
+        headers={"Authorization": f"Bearer {admin_api.token}", "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 400 and "nests" in resp.json["error"]["message"]
 
 
 def test_unknown_routes_and_methods_answer_json(admin_api: ApiClient) -> None:
