@@ -32,6 +32,7 @@ from netboot.servers.tftp import (
     TftpSource,
 )
 from netboot.servers.tftp_loops import TftpLoops
+from netboot.webapp import create_app
 
 log = logging.getLogger("netboot")
 
@@ -170,7 +171,7 @@ def build_daemon(config: Config) -> Daemon:
             daemon.servers["dns"] = dns
             daemon.descriptions.append(f"dns ({config.dns.domain}) on {bind}:{dns.port}")
         if config.http_enabled:
-            http = HttpServer(runtime, bind, config.ports.http)
+            http = HttpServer(create_app(runtime), bind, config.ports.http)
             daemon.servers["http"] = http
             daemon.descriptions.append(f"http on {bind}:{http.port}")
     except BaseException:

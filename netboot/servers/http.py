@@ -11,13 +11,12 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
-from netboot.runtime import Runtime
-from netboot.webapp import create_app
+from netboot.servers.wsgi import WsgiApp
 
 
 class HttpServer:
-    def __init__(self, runtime: Runtime, host: str, port: int, *, threads: int = 16) -> None:
-        self.app = create_app(runtime)
+    def __init__(self, app: WsgiApp, host: str, port: int, *, threads: int = 16) -> None:
+        self.app = app
         self._server: Any = create_server(
             self.app,
             host=host,

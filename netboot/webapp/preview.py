@@ -30,7 +30,7 @@ from netboot.render import (
     render_boot_script,
     sample_system,
 )
-from netboot.webapp.services import WebServices as Runtime
+from netboot.webapp.services import WebServices
 
 HIDDEN_TOKEN = "token-hidden-from-viewers"
 
@@ -80,35 +80,35 @@ class ProfileSummary:
         }
 
 
-def server_facts(runtime: Runtime) -> ServerFacts:
+def server_facts(services: WebServices) -> ServerFacts:
     """Facts for rendering: the configured server address, else the host the browser used."""
     host = None
     if has_request_context():
         host = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
-    return runtime.core.facts(host)
+    return services.core.facts(host)
 
 
-def profile_set(runtime: Runtime) -> tuple[ProfileSet, list[str]]:
-    return load_profile_set(runtime)
+def profile_set(services: WebServices) -> tuple[ProfileSet, list[str]]:
+    return load_profile_set(services)
 
 
-def preview_system(runtime: Runtime, system: System, *, hide_token: bool = False) -> list[Rendered]:
+def preview_system(services: WebServices, system: System, *, hide_token: bool = False) -> list[Rendered]:
     """The iPXE boot script this system gets if it boots now, then each answer file of its profile.
 
     The decision is the boot core's, the same one DHCP and the ``boot`` blueprint make; nothing is stored
     and no event is recorded.
     """
-    profiles, _ = load_profile_set(runtime)
-    facts = server_facts(runtime)
+    profiles, _ = load_profile_set(services)
+    facts = server_facts(services)
     if hide_token and system.token:
         system = replace(system, token=HIDDEN_TOKEN)
-    choice = runtime.core.choice(system, system.arch)
+    choice = services.core.choice(system, system.arch)
     out: list[Rendered] = []
     label = f"boot.ipxe ({choice.reason})"
     if choice.skips_dhcp:
-        label = f"boot.ipxe ({choice.reason}; DHCP gives no boot file, so only a firmware that asks gets this)"
+        label = f"boot.ipxe ({choice.reason}; DHCP gives it no boot file, so it only gets this if it asks)"
     try:
-        script = runtime.core.render("ipxe", choice, facts)
+        script = services.core.render("ipxe", choice, facts)
         out.append(Rendered(label, "ipxe", content=script))
     except (RenderError, ValueError) as exc:
         out.append(Rendered(label, "ipxe", error=str(exc)))
@@ -128,9 +128,9 @@ def preview_system(runtime: Runtime, system: System, *, hide_token: bool = False
     return out
 
 
-def _render_problems(runtime: Runtime, profiles: ProfileSet, profile: Profile) -> list[str]:
+def _render_problems(services: WebServices, profiles: ProfileSet, profile: Profile) -> list[str]:
     """Render every file of ``profile`` for the sample machine (no external validators: fast)."""
-    facts = server_facts(runtime)
+    facts = server_facts(services)
     system = sample_system(profile.name)
     problems: list[str] = []
     for name in profile.answer_files:
@@ -146,7 +146,7 @@ def _render_problems(runtime: Runtime, profiles: ProfileSet, profile: Profile) -
 
 
 def _summary(
-    runtime: Runtime, profiles: ProfileSet, profile: Profile, load_errors: list[str]
+    services: WebServices, profiles: ProfileSet, profile: Profile, load_errors: list[str]
 ) -> ProfileSummary:
     mine = [e for e in load_errors if str(profile.dir) in e]
     return ProfileSummary(
@@ -159,37 +159,37 @@ def _summary(
         answer_files=tuple(profile.answer_files),
         installs=profile.installs,
         file=str(profile.file),
-        problems=mine + _render_problems(runtime, profiles, profile),
+        problems=mine + _render_problems(services, profiles, profile),
     )
 
 
-def profile_summaries(runtime: Runtime) -> tuple[list[ProfileSummary], list[str]]:
+def profile_summaries(services: WebServices) -> tuple[list[ProfileSummary], list[str]]:
     """Every loaded profile with its status, and the load errors (including profiles that failed)."""
-    profiles, errors = load_profile_set(runtime)
-    return [_summary(runtime, profiles, p, errors) for p in profiles], errors
+    profiles, errors = load_profile_set(services)
+    return [_summary(services, profiles, p, errors) for p in profiles], errors
 
 
-def profile_summary(runtime: Runtime, name: str) -> ProfileSummary | None:
-    profiles, errors = load_profile_set(runtime)
+def profile_summary(services: WebServices, name: str) -> ProfileSummary | None:
+    profiles, errors = load_profile_set(services)
     profile = profiles.get(name)
-    return _summary(runtime, profiles, profile, errors) if profile else None
+    return _summary(services, profiles, profile, errors) if profile else None
 
 
-def profile_validate(runtime: Runtime, name: str) -> list[str] | None:
+def profile_validate(services: WebServices, name: str) -> list[str] | None:
     """Render with the sample machine and run the installers' validators (slow). None: no such profile."""
-    profiles, _ = load_profile_set(runtime)
+    profiles, _ = load_profile_set(services)
     profile = profiles.get(name)
     if profile is None:
         return None
-    return [str(p) for p in check_profile(profiles, profile, server_facts(runtime), timeout=20)]
+    return [str(p) for p in check_profile(profiles, profile, server_facts(services), timeout=20)]
 
 
-def profile_names(runtime: Runtime) -> list[str]:
-    return load_profile_set(runtime)[0].names()
+def profile_names(services: WebServices) -> list[str]:
+    return load_profile_set(services)[0].names()
 
 
-def installer_profile_names(runtime: Runtime) -> list[str]:
-    profiles, _ = load_profile_set(runtime)
+def installer_profile_names(services: WebServices) -> list[str]:
+    profiles, _ = load_profile_set(services)
     return [p.name for p in profiles if p.installs] + [p.name for p in profiles if not p.installs]
 
 

@@ -27,6 +27,7 @@ import pytest
 from netboot.mac import MacAddress
 from netboot.runtime import Runtime
 from netboot.servers.http import HttpServer
+from netboot.webapp import create_app
 
 from .conftest import ADMIN, REPO
 
@@ -56,7 +57,7 @@ def launch(pw: object, executable: str = CHROMIUM) -> object:
 
 @pytest.fixture
 def served_app(runtime: Runtime) -> Iterator[str]:
-    server = HttpServer(runtime, "127.0.0.1", 0, threads=4)
+    server = HttpServer(create_app(runtime), "127.0.0.1", 0, threads=4)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.port}"
