@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netboot.inventory import System, SystemState
-from netboot.profiles import Group, Profile, ProfileSet
+from netboot.profiles import Group, Profile, ProfileSet, local_boot_for
 
 #: ``local_boot`` value that gives the machine no boot file at DHCP time
 SKIP = "skip"
@@ -51,20 +51,6 @@ class BootChoice:
         return SCRIPT_FALLBACK if self.local_boot == SKIP else self.local_boot
 
 
-def local_boot_of(
-    system: System | None, group: Group | None, profile: Profile | None, site_default: str
-) -> str:
-    """The most specific ``local_boot``: system, group, profile (with its ancestors), then the site's."""
-    for value in (
-        system.local_boot if system else None,
-        group.local_boot if group else None,
-        profile.local_boot if profile else None,
-    ):
-        if value:
-            return value
-    return site_default
-
-
 def choose(
     system: System | None,
     profiles: ProfileSet,
@@ -80,16 +66,20 @@ def choose(
             name = unknown_default.removeprefix("profile:")
             profile = profiles.get(name)
             if profile is not None:
-                return BootChoice("install", system, profile, None, f"unknown machine: default profile {name}")
-        method = local_boot_of(system, None, None, site_local_boot)
+                reason = f"unknown machine: default profile {name}"
+                method = local_boot_for(system, None, profile, site_local_boot)
+                return BootChoice("install", system, profile, None, reason, method)
+        method = local_boot_for(system, None, None, site_local_boot)
         return BootChoice("local", system, None, None, "unknown machine: local boot", method)
     profile, group = profiles.select(system, arch)
     if system.state is not SystemState.INSTALL:
-        method = local_boot_of(system, group, profile, site_local_boot)
+        method = local_boot_for(system, group, profile, site_local_boot)
         reason = f"state {system.state.value}: local boot"
         return BootChoice("local", system, profile, group, reason, method)
     if profile is None:
-        method = local_boot_of(system, group, None, site_local_boot)
+        method = local_boot_for(system, group, None, site_local_boot)
         reason = f"profile {system.profile!r} not found: local boot"
         return BootChoice("local", system, None, None, reason, method)
-    return BootChoice("install", system, profile, group, f"install {profile.name}")
+    # an install with a local-kind profile renders the local script: it leaves the way that profile says
+    method = local_boot_for(system, group, profile, site_local_boot)
+    return BootChoice("install", system, profile, group, f"install {profile.name}", method)

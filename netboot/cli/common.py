@@ -32,8 +32,9 @@ BAD_INPUT = 2
 
 
 def fail(message: str, status: int = BAD_INPUT) -> NoReturn:
-    """Print ``netboot: MESSAGE`` on stderr and exit with ``status``."""
-    click.echo(f"netboot: {message}", err=True)
+    """Print ``netboot: MESSAGE`` on stderr (each line of a many-error message prefixed) and exit."""
+    for line in message.splitlines() or [""]:
+        click.echo(f"netboot: {line}", err=True)
     sys.exit(status)
 
 

@@ -19,7 +19,7 @@ from netboot.profiles import Group, Profile, ProfileSet, load_profiles_collect
 from netboot.render.context import ServerFacts, resolve_source
 from netboot.render.engine import render_answer, render_boot_script
 from netboot.render.errors import RenderError
-from netboot.render.kinds import BOOT_KINDS, KINDS, LOCAL_BOOT_METHODS
+from netboot.render.kinds import BOOT_KINDS, KINDS
 from netboot.render.problem import Problem
 from netboot.render.validate import DEFAULT_TIMEOUT, validate
 
@@ -103,14 +103,10 @@ def _check_boot_configs(
 ) -> list[Problem]:
     """Render every boot config kind for each decision and run its checker; ``label`` prefixes the file."""
     problems: list[Problem] = []
-    # the hand-back the profile asks for; ``skip`` (no boot file) renders the default script
-    method = profile.local_boot if profile and profile.local_boot in LOCAL_BOOT_METHODS else "auto"
     for boot_kind in BOOT_KINDS:
         for decision in decisions:
             try:
-                script = render_boot_script(
-                    boot_kind, decision, profile_set, profile, group, system, facts, local_boot=method
-                )
+                script = render_boot_script(boot_kind, decision, profile_set, profile, group, system, facts)
             except RenderError as exc:
                 problems.append(_render_problem(exc))
                 continue

@@ -24,7 +24,7 @@ from netboot.profiles import Group, Profile, ProfileSet
 from netboot.render.context import ServerFacts, build_context
 from netboot.render.environment import NetbootSandbox, make_environment
 from netboot.render.errors import RenderError, UnknownAnswerFile
-from netboot.render.kinds import BOOT_KINDS, DECISIONS, KINDS
+from netboot.render.kinds import BOOT_KINDS, DECISIONS, KINDS, LOCAL_BOOT_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +129,13 @@ def render_boot_script(
     system: System | None,
     facts: ServerFacts,
     *,
-    local_boot: str = "auto",
+    local_boot: str | None = None,
 ) -> str:
     """The boot configuration (iPXE script, grub.cfg, pxelinux config) for one decision.
 
     ``install`` needs an installer profile and a system; with a ``local``-kind profile it renders the
-    local boot. ``local`` boots the disk the ``local_boot`` way (``auto``, ``exit`` or ``sanboot``), which the
-    boot core resolves from the system, its group, its profile and the site.
+    local boot. ``local`` boots the disk the ``local_boot`` way (``auto``, ``exit`` or ``sanboot``): the one
+    the boot core resolved from the system, its group, its profile and the site, else the profile's own.
     ``menu`` lists the menu profiles for an unknown machine (iPXE; grub and pxelinux boot local).
     """
     if kind not in BOOT_KINDS:
@@ -148,6 +148,9 @@ def render_boot_script(
         if not profile.installs:
             decision = "local"
     context = build_context(facts, profile, group, system)
+    if local_boot is None:
+        own = profile.local_boot if profile else None
+        local_boot = own if own in LOCAL_BOOT_METHODS else "auto"
     context["local_boot"] = local_boot
     if decision == "menu":
         context["menu"] = [

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from netboot.schema_types import LOCAL_BOOT_CHOICES
+
 #: Content types: text/plain everywhere except XML, so browsers and curl show files as they are.
 TEXT = "text/plain; charset=utf-8"
 XML = "application/xml; charset=utf-8"
@@ -89,7 +91,8 @@ KINDS: Mapping[str, AnswerKind] = {
 BOOT_KINDS = ("ipxe", "grub", "pxelinux")
 DECISIONS = ("install", "local", "menu")
 #: How a boot script leaves for the local disk (iPXE): ``auto`` = ``exit`` on EFI, ``sanboot`` on BIOS.
-LOCAL_BOOT_METHODS = ("auto", "exit", "sanboot")
+#: Every ``local_boot`` choice but ``skip``, which means "no boot file at DHCP time" and has no script.
+LOCAL_BOOT_METHODS = tuple(c for c in LOCAL_BOOT_CHOICES if c != "skip")
 #: Kernel image formats: a Linux bzImage/EFI stub, or a multiboot kernel plus modules (Solaris).
 KERNEL_TYPES = ("linux", "multiboot")
 

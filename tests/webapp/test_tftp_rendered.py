@@ -35,7 +35,7 @@ GRUB = "grub/grub.cfg-01-52-54-00-12-34-56"
 
 
 def tftp(rt: Runtime, name: str, client: tuple[str, int] = CLIENT) -> str | None:
-    data = rt.tftp_dynamic(name, client)
+    data = rt.core.tftp_file(name, client)
     return None if data is None else data.decode()
 
 
@@ -85,7 +85,7 @@ def test_per_mac_names_in_the_spellings_clients_send(runtime: Runtime, name: str
 
 def test_after_completion_the_configs_boot_the_local_disk(runtime: Runtime) -> None:
     token = register(runtime)
-    runtime.machines.complete(MacAddress.parse(MAC), token, client_ip="10.0.0.77")
+    runtime.core.complete(MacAddress.parse(MAC), token, client_ip="10.0.0.77")
     pxelinux = tftp(runtime, PXELINUX)
     assert pxelinux is not None
     assert "DEFAULT local" in pxelinux and "LOCALBOOT 0" in pxelinux
