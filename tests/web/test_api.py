@@ -310,6 +310,11 @@ def test_openapi_document_covers_every_api_route(app: Flask) -> None:
     documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
     assert documented == _served_api_operations(app)
     assert len({r.operation_id for r in ROUTES}) == len(ROUTES) == len(documented)
+    rules = list(app.url_map.iter_rules())
+    endpoints = {(rule.rule, method): rule.endpoint for rule in rules for method in rule.methods or ()}
+    for route in ROUTES:  # documented as needing no token exactly when the view is marked public
+        view = app.view_functions[endpoints[(route.path, route.method)]]
+        assert getattr(view, "_netboot_public", False) == route.public, route.path
     for ref in _refs(doc):  # every schema and response the document points at is in it
         section, name = ref.removeprefix("#/components/").split("/")
         assert name in doc["components"][section], ref
