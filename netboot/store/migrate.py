@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,10 +67,19 @@ class Upgrade(NamedTuple):
         return f"schema upgraded from revision {self.from_rev} to {self.to_rev}"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An alembic configuration for netboot's revisions; ``env.py`` runs them on ``connection``."""
+def alembic_config(connection: Connection | None = None, *, also: Path | None = None) -> Config:
+    """An alembic configuration for netboot's revisions; ``env.py`` runs them on ``connection``.
+
+    ``also`` is one more directory of revisions (where :func:`new_revision` writes outside the package).
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    if also is not None:
+        for option in ("path_separator", "version_path_separator"):  # alembic >= 1.16, and before
+            config.set_main_option(option, "os")
+        config.set_main_option(
+            "version_locations", os.pathsep.join([str(MIGRATIONS / "versions"), str(also)])
+        )
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")  # 0003_what_it_does.py
     config.attributes["connection"] = connection
     return config
@@ -238,7 +248,7 @@ def new_revision(message: str, *, directory: Path | None = None) -> Path:
     try:
         with engine.connect() as conn, conn.begin():
             _upgrade(conn, "head")
-            config = alembic_config(conn)
+            config = alembic_config(conn, also=directory)
             script = command.revision(
                 config,
                 message=message,
