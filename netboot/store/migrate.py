@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from netboot.store.engine import make_engine
-from netboot.store.errors import SchemaMismatch, SchemaTooNew, SchemaTooOld, StoreError
+from netboot.store.errors import SchemaTooNew, SchemaTooOld, StoreError
 
 log = logging.getLogger("netboot.store")
 # alembic logs every context it sets up at INFO (several lines per start); netboot's own line says what
@@ -180,10 +180,11 @@ def check(engine: Engine | Connection) -> None:
             return
         with engine.connect() as conn:
             _check(conn)
-    except SchemaMismatch:
+    except StoreError:
         raise
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the schema revision of the database: {exc}") from exc
+        url = engine.engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot read the schema revision of database {url}: {exc}") from exc
 
 
 def _lock(conn: Connection) -> None:
@@ -220,7 +221,11 @@ def upgrade(target: str | Engine, *, revision: str = "head") -> Upgrade:
     Raises :class:`SchemaTooNew` for a database a newer netboot upgraded, :class:`StoreError` for anything
     else that stops it (the message names the database and the reason); the database is then unchanged.
     """
-    engine = make_engine(target) if isinstance(target, str) else target
+    try:
+        engine = make_engine(target) if isinstance(target, str) else target
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"cannot open database {target}: {exc}") from exc
+    url = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn, conn.begin():
             _lock(conn)
@@ -228,12 +233,12 @@ def upgrade(target: str | Engine, *, revision: str = "head") -> Upgrade:
     except StoreError:
         raise
     except (SQLAlchemyError, CommandError, OSError) as exc:
-        raise StoreError(f"cannot upgrade the schema of database {engine.url!r}: {exc}") from exc
+        raise StoreError(f"cannot upgrade the schema of database {url}: {exc}") from exc
     finally:
         if isinstance(target, str):
             engine.dispose()
     if done.from_rev != done.to_rev:
-        log.info("database %r: %s", engine.url, done.describe())
+        log.info("database %s: %s", url, done.describe())
     return done
 
 
