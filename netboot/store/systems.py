@@ -93,7 +93,7 @@ class Seen:
     last: float
 
     def then(self, later: Seen) -> Seen:
-        """This sighting followed by ``later``: its values win where it has them."""
+        """This sighting followed by ``later``: the later values win where there are any."""
         return Seen(
             arch=later.arch or self.arch,
             uuid=later.uuid or self.uuid,
