@@ -84,7 +84,10 @@ class BootCore:
         """Server facts for rendering; ``host`` (the address a client reached us at) when none is set."""
         ip = str(self.site.server_ip) if self.site.server_ip is not None else (host or "127.0.0.1")
         return ServerFacts(
-            server_ip=ip, http_port=self.site.http_port, domain=self.site.domain, variables=self.site.variables
+            server_ip=ip,
+            http_port=self.site.http_port,
+            domain=self.site.domain,
+            variables=self.site.variables,
         )
 
     def server_ip(self, local_ip: IPv4Address) -> IPv4Address:
@@ -96,7 +99,9 @@ class BootCore:
 
     # ------------------------------------------------------------------------------------------ DHCP
 
-    def dhcp(self, request: BootRequest, local_ip: IPv4Address, *, now: float, discover: bool) -> DhcpAnswer | None:
+    def dhcp(
+        self, request: BootRequest, local_ip: IPv4Address, *, now: float, discover: bool
+    ) -> DhcpAnswer | None:
         """What DHCP tells this client to boot; None for clients that are not booting (not ours).
 
         Reads the inventory only; a DISCOVER from a boot client is staged as "seen" for the DHCP thread's
@@ -199,7 +204,9 @@ class BootCore:
         if system is None:
             system = self.inventory.seen(mac, arch=None, uuid=None, now=time.time())
             self.events.record(
-                Event(phase="discovered", summary="unknown machine seen booting", mac=mac, client_ip=client_ip)
+                Event(
+                    phase="discovered", summary="unknown machine seen booting", mac=mac, client_ip=client_ip
+                )
             )
         return system
 

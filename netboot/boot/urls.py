@@ -33,7 +33,7 @@ IPXE_MAC = "${net0/mac}"
 
 
 def http_base(host: str, port: int) -> str:
-    """``http://HOST[:PORT]``: the one spelling of this server's HTTP base (port 80 left out, IPv6 bracketed)."""
+    """``http://HOST[:PORT]``: the one spelling of this server's HTTP base (no :80, IPv6 in brackets)."""
     bracketed = f"[{host}]" if ":" in host else host
     return f"http://{bracketed}" if port == 80 else f"http://{bracketed}:{port}"
 

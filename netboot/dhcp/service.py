@@ -362,7 +362,9 @@ class DhcpService:
                 log.warning("%s (%s): not booting: %s", request.mac, request.kind, decision.reason)
                 summary = f"no boot answer: {decision.reason}"
             else:
-                log.info("%s (%s) %s: no boot file (%s)", request.mac, request.kind, kind.name, decision.reason)
+                log.info(
+                    "%s (%s) %s: no boot file (%s)", request.mac, request.kind, kind.name, decision.reason
+                )
                 summary = f"{kind.name}{where} without a boot file: {decision.reason}"
             self._event(
                 request,

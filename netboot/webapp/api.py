@@ -32,7 +32,7 @@ from netboot.webapp.auth import (
     role_required,
     security_headers,
 )
-from netboot.webapp.services import runtime_of
+from netboot.webapp.services import services_of
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 api.before_request(check_request)
@@ -183,7 +183,7 @@ def me() -> Response:
 
 @api.get("/systems")
 def list_systems() -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     query = query_of(schemas.SystemsQuery)
     state = SystemState(query.state) if query.state else None
     systems = runtime.store.systems.list(state=state, profile=query.profile)
@@ -197,7 +197,7 @@ def list_systems() -> Response:
 def create_system() -> tuple[Response, int, dict[str, str]]:
     body = body_of(schemas.SystemCreate)
     system = registration.register(
-        runtime_of(current_app),
+        services_of(current_app),
         body.mac,
         body.profile,
         body.hostname,
@@ -213,30 +213,30 @@ def create_system() -> tuple[Response, int, dict[str, str]]:
 
 @api.get("/systems/<mac>")
 def get_system(mac: str) -> Response:
-    return reply(schemas.System.of(registration.get(runtime_of(current_app), mac)))
+    return reply(schemas.System.of(registration.get(services_of(current_app), mac)))
 
 
 @api.patch("/systems/<mac>")
 def update_system(mac: str) -> Response:
     changes = body_of(schemas.SystemPatch).changes()
-    system = registration.set_fields(runtime_of(current_app), mac, actor(), **changes)
+    system = registration.set_fields(services_of(current_app), mac, actor(), **changes)
     return reply(schemas.System.of(system))
 
 
 @api.delete("/systems/<mac>")
 def delete_system(mac: str) -> Response:
-    registration.remove(runtime_of(current_app), mac, actor())
+    registration.remove(services_of(current_app), mac, actor())
     return Response(status=204)
 
 
 @api.post("/systems/<mac>/reinstall")
 def reinstall_system(mac: str) -> Response:
-    return reply(schemas.System.of(registration.reinstall(runtime_of(current_app), mac, actor())))
+    return reply(schemas.System.of(registration.reinstall(services_of(current_app), mac, actor())))
 
 
 @api.get("/systems/<mac>/events")
 def system_events(mac: str) -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     address = registration.parse_mac(mac)
     query = query_of(schemas.EventsQuery)
     events = runtime.store.events.list(address, since_id=query.since_id, limit=query.limit)
@@ -248,7 +248,7 @@ def system_events(mac: str) -> Response:
 
 @api.get("/systems/<mac>/preview")
 def system_preview(mac: str) -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     system = registration.get(runtime, mac)
     principal = current_principal()
     hide = principal is None or not principal.has("admin")
@@ -262,7 +262,7 @@ def system_preview(mac: str) -> Response:
 
 @api.get("/discovered")
 def discovered() -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     machines = runtime.store.systems.list(state=SystemState.DISCOVERED)
     machines.sort(key=lambda x: -(x.last_seen or 0))
     return reply(schemas.DiscoveredList(machines=[schemas.Discovered.of(x) for x in machines]))
@@ -270,7 +270,7 @@ def discovered() -> Response:
 
 @api.get("/profiles")
 def profiles() -> Response:
-    summaries, errors = preview.profile_summaries(runtime_of(current_app))
+    summaries, errors = preview.profile_summaries(services_of(current_app))
     return reply(
         schemas.ProfileList(
             profiles=[schemas.Profile.model_validate(x.as_json()) for x in summaries], errors=errors
@@ -280,7 +280,7 @@ def profiles() -> Response:
 
 @api.get("/profiles/<name>")
 def profile(name: str) -> Response:
-    summary = preview.profile_summary(runtime_of(current_app), name)
+    summary = preview.profile_summary(services_of(current_app), name)
     if summary is None:
         raise ApiError(404, f"no profile {name!r}", "name")
     return reply(schemas.Profile.model_validate(summary.as_json()))
@@ -288,7 +288,7 @@ def profile(name: str) -> Response:
 
 @api.get("/leases")
 def leases() -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     show_all = query_of(schemas.LeasesQuery).all
     now = time.time()
     rows = [x for x in runtime.store.leases.all() if show_all or x.active(now)]
@@ -301,7 +301,7 @@ def leases() -> Response:
 @api.get("/audit")
 @role_required("admin")
 def audit() -> Response:
-    runtime = runtime_of(current_app)
+    runtime = services_of(current_app)
     query = query_of(schemas.AuditQuery)
     entries = runtime.store.audit.list(limit=query.limit, before_id=query.before_id or None)
     return reply(schemas.AuditList(entries=[schemas.AuditEntry.of(e) for e in entries]))

@@ -141,9 +141,9 @@ def login_required(view: F) -> F:
 
 
 def _store() -> Any:
-    from netboot.webapp.services import runtime_of
+    from netboot.webapp.services import services_of
 
-    return runtime_of(current_app).store
+    return services_of(current_app).store
 
 
 def _resolve() -> Principal | None:
@@ -431,10 +431,10 @@ def _template_user() -> User | None:
 
 def warn_if_no_users(app: Flask) -> None:
     """On start: say how to make the first user, or that the user store cannot be read."""
-    from netboot.webapp.services import runtime_of
+    from netboot.webapp.services import services_of
 
     try:
-        count = runtime_of(app).store.users.count()
+        count = services_of(app).store.users.count()
     except Exception as exc:
         log.error("the web user store cannot be read (%s): nobody can sign in to the web UI or API", exc)
         return

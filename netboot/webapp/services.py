@@ -57,6 +57,3 @@ def services_of(app: Flask) -> WebServices:
     services: WebServices = app.extensions[EXTENSION]
     return services
 
-
-#: the name the blueprints used before the seam had its own module
-runtime_of = services_of

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netboot.arch import ARCH_CODES, Arch
-from netboot.boot.classify import classify
 from netboot.boot import urls
+from netboot.boot.classify import classify
 from netboot.boot.decide import BootContext, BootDecision, LocalBoot, NoBoot, decide
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
 
 from netboot.arch import Arch
-from netboot.boot.classify import BootRequest, classify
+from netboot.boot.classify import classify
 from netboot.boot.core import BootCore
 from netboot.boot.ports import Site
 from netboot.config import DhcpConfig, Reservation
@@ -23,9 +23,9 @@ from netboot.dhcp.leases import ClientKey, LeasePool
 from netboot.dhcp.service import MAX_REPLY_SIZE, DhcpService, Ingress, Outgoing
 from netboot.events import EventRecorder, MemorySink
 from netboot.mac import MacAddress
+from netboot.profiles import ProfileSet
 from netboot.protocol.dhcp import BROADCAST_FLAG, DhcpPacket, MessageType, Op, Opt, decode, encode
 from netboot.protocol.pxe import parse_encapsulated
-from netboot.profiles import ProfileSet
 from netboot.runtime import StoreInventory
 from netboot.store import Store, open_store
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .conftest import FAKE_IPXE_EFI, SERVER, TOKEN_RE, RuntimeFactory, app_for, register
 from sqlalchemy import event
 
 from netboot.config import DhcpConfig
@@ -30,6 +29,8 @@ from netboot.mac import MacAddress
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode
 from netboot.runtime import Runtime
 from netboot.servers.tftp import ChainResolver, FileSource, RootResolver
+
+from .conftest import FAKE_IPXE_EFI, SERVER, TOKEN_RE, RuntimeFactory, app_for, register
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
 SUBNET = IPv4Network("10.0.0.0/24")

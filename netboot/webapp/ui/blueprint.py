@@ -24,7 +24,7 @@ from netboot.webapp.auth import (
     deny,
     security_headers,
 )
-from netboot.webapp.services import runtime_of
+from netboot.webapp.services import services_of
 
 ui = Blueprint("ui", __name__, url_prefix="/ui")
 ui.before_request(check_request)
@@ -76,7 +76,7 @@ def _tojson_pretty(value: Any) -> str:
 
 
 def _runtime() -> Any:
-    return runtime_of(current_app)
+    return services_of(current_app)
 
 
 def _is_admin() -> bool:
