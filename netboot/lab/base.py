@@ -101,6 +101,7 @@ def check_root() -> None:
 
 
 def load_state(root: Path) -> LabState | None:
+    """The lab recorded in ``root``, None when there is none; unreadable state is an error, not "none"."""
     path = root / STATE_FILE
     if not path.exists():
         return None
@@ -118,6 +119,7 @@ def is_alive(state: LabState) -> bool:
 
 
 def files_of(state: LabState) -> Files:
+    """What the lab's VMs download (kernel, initrds, total bytes), as recorded when it was built."""
     return Files(frozenset(state.kernel_names), frozenset(state.initrd_names), state.download_bytes)
 
 
