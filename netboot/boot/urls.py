@@ -60,9 +60,13 @@ def ipxe_script_url(base: str) -> str:
     return boot_script_url(base, IPXE_MAC)
 
 
+#: the path prefix loaders are served under (for readers of the HTTP log and events)
+LOADER_PREFIX = LOADER_ROUTE.removesuffix("<name>")
+
+
 def loader_url(base: str, name: str) -> str:
     """``<base>/loaders/<name>``: a loader for a UEFI HTTP Boot client."""
-    return f"{base}/loaders/{quote(name, safe='')}"
+    return f"{base}{LOADER_PREFIX}{quote(name, safe='')}"
 
 
 def answer_dir_url(base: str, mac: MacAddress | str) -> str:

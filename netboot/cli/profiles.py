@@ -86,7 +86,7 @@ def profile_show(config_file: Path | None, data_dir: Path | None, name: str) -> 
 )
 def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str) -> None:
     """Print exactly what the machine with MAC would get now (nothing is recorded or changed)."""
-    from netboot.render import RenderError, UnknownAnswerFile
+    from netboot.render import BOOT_KINDS, RenderError, UnknownAnswerFile
 
     with opened(config_file, data_dir) as runtime:
         try:
@@ -95,6 +95,13 @@ def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str)
             fail(f"mac: {exc}")
         try:
             click.echo(runtime.core.preview(address, kind), nl=False)
+            choice = runtime.core.choice(runtime.store.systems.get(address))
+            if kind in BOOT_KINDS and choice.skips_dhcp:
+                click.echo(
+                    f"netboot: note: {address} gets no boot file from DHCP ({choice.reason}, local_boot "
+                    "skip): its firmware boots its next device; this is only what it gets if it asks",
+                    err=True,
+                )
         except RenderError as exc:
             fail(f"render failed: {exc}", 1)
         except (UnknownAnswerFile, LookupError) as exc:

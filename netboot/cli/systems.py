@@ -16,6 +16,7 @@ import click
 from netboot import registration
 from netboot.cli.common import actor, echo_json, fail, opened, state_options, when
 from netboot.inventory import SystemState
+from netboot.schema_types import LOCAL_BOOT_CHOICES
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -56,6 +57,13 @@ def system() -> None:
     help="A template variable for this system (repeatable); JSON values are parsed.",
 )
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label for group selectors.")
+@click.option(
+    "--local-boot",
+    type=click.Choice(LOCAL_BOOT_CHOICES),
+    help="How it leaves for its disk once installed: skip = no boot file from DHCP, the firmware boots "
+    "its next device (default, inherited from its group, profile and the config); auto, exit or sanboot = "
+    "through iPXE, for firmware that needs the hand-back.",
+)
 def system_add(
     config_file: Path | None,
     data_dir: Path | None,
@@ -65,6 +73,7 @@ def system_add(
     ip: str | None,
     variables: tuple[str, ...],
     labels: tuple[str, ...],
+    local_boot: str | None,
 ) -> None:
     """Register MAC (any spelling) to a profile; its next netboot installs it."""
     with opened(config_file, data_dir) as runtime:
@@ -75,7 +84,9 @@ def system_add(
             hostname,
             ip,
             _vars(variables),
-            labels={k: str(v) for k, v in _vars(labels).items()}, actor=actor(),
+            labels={k: str(v) for k, v in _vars(labels).items()},
+            actor=actor(),
+            local_boot=local_boot,
         )
         click.echo(
             f"registered {added.mac} ({added.hostname or 'no hostname'}) -> {added.profile}; "
@@ -155,6 +166,12 @@ def system_show(
     type=click.Choice([s.value for s in SystemState if s is not SystemState.DISCOVERED]),
     help="Set the install state (install gives a fresh token).",
 )
+@click.option(
+    "--local-boot",
+    type=click.Choice([*LOCAL_BOOT_CHOICES, "inherit"]),
+    help="How it leaves for its disk (see `system add --help`); inherit = its group's, profile's or the "
+    "config's.",
+)
 def system_set(
     config_file: Path | None,
     data_dir: Path | None,
@@ -165,8 +182,9 @@ def system_set(
     variables: tuple[str, ...],
     unset: tuple[str, ...],
     state: str | None,
+    local_boot: str | None,
 ) -> None:
-    """Change a system's profile, hostname, address, variables or state."""
+    """Change a system's profile, hostname, address, variables, state or local boot."""
     with opened(config_file, data_dir) as runtime:
         current = registration.get(runtime, mac)
         changes: dict[str, Any] = {}
@@ -183,8 +201,13 @@ def system_set(
             changes["variables"] = merged
         if state is not None:
             changes["state"] = state
+        if local_boot is not None:
+            changes["local_boot"] = None if local_boot == "inherit" else local_boot
         if not changes:
-            fail("nothing to change: give --profile, --hostname, --ip, --var, --unset-var or --state")
+            fail(
+                "nothing to change: give --profile, --hostname, --ip, --var, --unset-var, --state or "
+                "--local-boot"
+            )
         changed = registration.set_fields(runtime, current.mac, actor(), **changes)
         click.echo(f"{changed.mac}: {', '.join(sorted(changes))} updated (state {changed.state.value})")
 

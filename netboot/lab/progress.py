@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from netboot.boot.urls import LOADER_PREFIX
+
 STAGES = ("dhcp", "loader", "script", "kernel", "initrd", "installer", "answer", "done")
 LABELS = {
     "dhcp": "DHCP",
@@ -85,7 +87,7 @@ def stage_of(row: Row, files: Files) -> str | None:
         ok = row.detail.get("outcome", "complete") == "complete"
         return "loader" if ok and name in LOADER_FILES else None
     if phase == "http":
-        if path.startswith("/loaders/") or name in LOADER_FILES:
+        if path.startswith(LOADER_PREFIX) or name in LOADER_FILES:
             return "loader"
         if name in files.kernel:
             return "kernel"

@@ -34,7 +34,7 @@
  *     client's address and port, opcode ACK, for block ``sent`` (16-bit wire number), which is not the
  *     last block of the file. Its one correct answer is the next window: blocks ``sent + 1`` up to
  *     ``windowsize`` of them, never past the last, read with one pread() from the file; the same bytes
- *     ReadTransfer._send_window would build, sent the same way as the Python transport's _send_gso
+ *     ReadTransfer._send_window would build, sent the same way as the Python transport's tftp_send.send_gso
  *     (first datagram alone, the rest cut by the kernel with UDP GSO, datagram by datagram where the
  *     kernel refuses GSO).
  *   * Any other datagram (stranger, ERROR, duplicate ACK, an ACK inside the window, ACK of the last
