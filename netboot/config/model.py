@@ -74,6 +74,44 @@ class DnsConfig:
     enabled: bool = False
     domain: str = "netboot.lan"
     ttl: int = 300
+    #: seconds a TCP client may stay idle (or take to send its query) before it is closed
+    tcp_timeout: int = 10
+    #: TCP connections served at once; one more is closed at once
+    tcp_connections: int = 64
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Limits of the HTTP server, set so slow or greedy clients cannot starve booting machines."""
+
+    #: largest request body, in bytes (the API's largest body is a bulk registration, well under 1 MiB)
+    max_body: int = 4 << 20
+    #: largest request line plus headers, in bytes
+    max_header: int = 64 << 10
+    #: open connections at once; past it new ones wait in the listen backlog
+    connection_limit: int = 1000
+    #: seconds a connection may be idle (or slow to send its request) before it is closed
+    idle_timeout: int = 30
+    #: worker threads running the application
+    threads: int = 16
+    #: proxies whose ``X-Forwarded-*`` headers are believed (an empty tuple believes none)
+    trusted_proxies: tuple[IPv4Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What an anonymous client on the install network can make netboot store, and for how long."""
+
+    #: new discovered (unknown) machines recorded per minute; past it they are served but not stored
+    discovered_per_minute: int = 120
+    #: discovered machines kept at most; past it the oldest-seen are forgotten first
+    discovered_max: int = 10000
+    #: events kept at most; past it the oldest are removed first
+    events_max: int = 500000
+    #: events older than this many days are removed
+    event_retention_days: int = 30
+    #: seconds an install token lives after the boot script carrying it was served
+    install_token_ttl: int = 4 * 3600
 
 
 @dataclass(frozen=True)
@@ -100,6 +138,8 @@ class Config:
     tftp_pin: bool = True
     http_enabled: bool = True
     dns: DnsConfig = field(default_factory=DnsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     loaders: LoadersConfig = field(default_factory=LoadersConfig)
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     database_url: str | None = None

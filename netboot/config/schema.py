@@ -25,6 +25,8 @@ from netboot.config.model import (
     Config,
     DhcpConfig,
     DnsConfig,
+    HttpConfig,
+    LimitsConfig,
     LoadersConfig,
     LogConfig,
     PortsConfig,
@@ -119,6 +121,9 @@ Subnet = Annotated[IPv4Network, PlainValidator(_subnet)]
 Addresses = Annotated[
     tuple[IPv4Address, ...], PlainValidator(lambda v: tuple(ipv4(x) for x in _one_or_list(v)))
 ]
+Subnets = Annotated[
+    tuple[IPv4Network, ...], PlainValidator(lambda v: tuple(_subnet(x) for x in _one_or_list(v)))
+]
 Names = Annotated[tuple[str, ...], PlainValidator(lambda v: tuple(_str(x) for x in _one_or_list(v)))]
 
 
@@ -176,6 +181,25 @@ class DnsFile(_Section):
     enabled: Flag = False
     domain: NonEmpty = "netboot.lan"
     ttl: Positive = 300
+    tcp_timeout: Positive = 10
+    tcp_connections: Positive = 64
+
+
+class HttpFile(_Section):
+    max_body: Positive = 4 << 20
+    max_header: Positive = 64 << 10
+    connection_limit: Positive = 1000
+    idle_timeout: Positive = 30
+    threads: Positive = 16
+    trusted_proxies: Subnets = ()
+
+
+class LimitsFile(_Section):
+    discovered_per_minute: Positive = 120
+    discovered_max: Positive = 10000
+    events_max: Positive = 500000
+    event_retention_days: Positive = 30
+    install_token_ttl: Positive = 4 * 3600
 
 
 class LoadersFile(_Section):
@@ -210,6 +234,8 @@ class ConfigFile(_Section):
     ports: PortsFile = Field(default_factory=PortsFile)
     services: ServicesFile = Field(default_factory=ServicesFile)
     dns: DnsFile = Field(default_factory=DnsFile)
+    http: HttpFile = Field(default_factory=HttpFile)
+    limits: LimitsFile = Field(default_factory=LimitsFile)
     loaders: LoadersFile = Field(default_factory=LoadersFile)
     log: LogFile = Field(default_factory=LogFile)
 
@@ -241,6 +267,8 @@ class ConfigFile(_Section):
             tftp_enabled=self.services.tftp,
             http_enabled=self.services.http,
             dns=DnsConfig(**_values(self.dns)),
+            http=HttpConfig(**_values(self.http)),
+            limits=LimitsConfig(**_values(self.limits)),
             loaders=LoadersConfig(**_values(self.loaders)),
             log=LogConfig(**_values(self.log)),
             source=source,
