@@ -47,6 +47,9 @@ class System:
     #: how this machine leaves for its disk, overriding its group's and profile's ``local_boot``
     #: (``skip``: no boot file at DHCP time; ``auto``/``exit``/``sanboot``: the iPXE hand-back); None inherits
     local_boot: str | None = None
+    #: the address the install token was bound to when the boot script carried it, and when it dies
+    token_ip: str | None = None
+    token_expires: float | None = None
 
     def as_json(self, *, with_token: bool = False) -> dict[str, Any]:
         """The JSON shape the API and ``netboot system ... --json`` share (the token only when asked)."""

@@ -60,6 +60,10 @@ systems = Table(
     Column("updated", Float, nullable=True),
     #: the system's own ``local_boot`` override (see :attr:`netboot.inventory.System.local_boot`); revision 2
     Column("local_boot", String(16), nullable=True),
+    #: the address the install token is bound to and when it dies (revision 3; see boot/core.py)
+    Column("token_ip", String(45), nullable=True),
+    Column("token_expires", Float, nullable=True),
+    Index("ix_systems_state_last_seen", "state", "last_seen"),
 )
 
 events = Table(
@@ -73,6 +77,7 @@ events = Table(
     Column("summary", Text, nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
     Index("ix_events_mac_time", "mac", "time"),
+    Index("ix_events_time", "time"),
 )
 
 users = Table(
@@ -99,6 +104,10 @@ api_tokens = Table(
     Column("created", Float, nullable=False),
     Column("last_used", Float, nullable=True),
     Column("revoked", Float, nullable=True),
+    #: when the token stops working (NULL: until revoked), and the role it acts with (NULL: its user's;
+    #: never more than its user's); revision 3
+    Column("expires", Float, nullable=True),
+    Column("role", String(16), nullable=True),
 )
 
 web_sessions = Table(

@@ -53,6 +53,8 @@ def _to_system(r: Any) -> System:
         first_seen=r["first_seen"],
         last_seen=r["last_seen"],
         local_boot=r["local_boot"],
+        token_ip=r["token_ip"],
+        token_expires=r["token_expires"],
     )
 
 
@@ -71,6 +73,8 @@ def _to_row(s: System) -> dict[str, Any]:
         "first_seen": s.first_seen,
         "last_seen": s.last_seen,
         "local_boot": s.local_boot,
+        "token_ip": s.token_ip,
+        "token_expires": s.token_expires,
         "updated": time.time(),
     }
 
@@ -144,6 +148,8 @@ def write_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
             "first_seen": seen.first,
             "last_seen": seen.last,
             "local_boot": None,
+            "token_ip": None,
+            "token_expires": None,
             "updated": seen.last,
         }
         for mac, seen in staged.items()
