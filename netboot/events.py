@@ -39,21 +39,49 @@ class EventSink(Protocol):
     def write(self, event: Event) -> None: ...
 
 
+#: addresses remembered per MAC (the firmware's, iPXE's and the installer's leases can differ)
+ADDRESSES_PER_MAC = 4
+
+
 class EventRecorder:
-    """Attributes events to MACs and hands them to a sink. Thread-safe; cheap on the hot path."""
+    """Attributes events to MACs and hands them to a sink. Thread-safe; cheap on the hot path.
+
+    It also remembers which addresses each MAC used in its own DHCP exchanges (:meth:`learn`), newest
+    first: the boot core binds install tokens to them (:meth:`addresses_of`). Only DHCP teaches that; an
+    HTTP request naming a MAC only labels later events from its address (:meth:`attribute`), so a
+    neighbour that claims a MAC gains nothing by it.
+    """
 
     def __init__(self, sink: EventSink, *, ip_memory: int = 65536) -> None:
         self._sink = sink
         self._mac_by_ip: dict[str, MacAddress] = {}
+        self._ips_by_mac: dict[MacAddress, tuple[str, ...]] = {}
         self._ip_memory = ip_memory
         self._lock = threading.Lock()
 
     def learn(self, ip: str, mac: MacAddress) -> None:
-        """Remember that ``ip`` belongs to ``mac`` (from DHCP), for later TFTP/HTTP events."""
+        """``mac`` used ``ip`` in its own DHCP exchange: attribute events, and bind its tokens there."""
         with self._lock:
-            if len(self._mac_by_ip) >= self._ip_memory and ip not in self._mac_by_ip:
-                self._mac_by_ip.pop(next(iter(self._mac_by_ip)))
-            self._mac_by_ip[ip] = mac
+            self._attribute(ip, mac)
+            if len(self._ips_by_mac) >= self._ip_memory and mac not in self._ips_by_mac:
+                self._ips_by_mac.pop(next(iter(self._ips_by_mac)))
+            known = self._ips_by_mac.get(mac, ())
+            self._ips_by_mac[mac] = (ip, *(a for a in known if a != ip))[:ADDRESSES_PER_MAC]
+
+    def attribute(self, ip: str, mac: MacAddress) -> None:
+        """Label later TFTP/HTTP events from ``ip`` with ``mac`` (no authority: anyone may claim a MAC)."""
+        with self._lock:
+            self._attribute(ip, mac)
+
+    def _attribute(self, ip: str, mac: MacAddress) -> None:
+        if len(self._mac_by_ip) >= self._ip_memory and ip not in self._mac_by_ip:
+            self._mac_by_ip.pop(next(iter(self._mac_by_ip)))
+        self._mac_by_ip[ip] = mac
+
+    def addresses_of(self, mac: MacAddress) -> tuple[str, ...]:
+        """The addresses ``mac`` used in its DHCP exchanges seen since start, newest first."""
+        with self._lock:
+            return self._ips_by_mac.get(mac, ())
 
     def mac_for(self, ip: str | None) -> MacAddress | None:
         if ip is None:

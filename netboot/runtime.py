@@ -109,8 +109,11 @@ class Runtime:
                 server_ip=self.server_ip,
                 domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
                 loaders=dict(self.loaders.by_arch),
+                dhcp=cfg.dhcp.mode != "off",
+                token_ttl=cfg.limits.install_token_ttl,
             )
-            self._core = BootCore(StoreInventory(self.store), lambda: self.profiles, self.recorder, site)
+            inventory = StoreInventory(self.store)
+            self._core = BootCore(inventory, lambda: self.profiles, self.recorder, site, self.store.audit)
         return self._core
 
     def facts(self, host: str | None = None) -> ServerFacts:

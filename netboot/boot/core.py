@@ -17,7 +17,9 @@ the iPXE hand-back), and the same machine asking for its script anyway gets the 
 
 Lifecycle (what stops reinstall loops): a system in state ``install`` gets its installer and a per-system
 token on the kernel line; the token authorises its answer files and its completion callback, and dies when
-the callback arrives (state becomes ``installed``, so the next netboot boots the local disk).
+the callback arrives (state becomes ``installed``, so the next netboot boots the local disk). The token
+reaches only the machine's own address and expires (:mod:`netboot.boot.tokens`); a menu choice is taken
+only from the address the menu was served to, shortly after. What a machine changes is audited.
 
 The core sees the rest of netboot only through :mod:`netboot.boot.ports`; nothing is written to disk and
 every answer is rendered from the profile when asked.
@@ -25,18 +27,19 @@ every answer is rendered from the profile when asked.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from ipaddress import IPv4Address
 
 from netboot.boot.choose import BootChoice, choose
 from netboot.boot.classify import BootRequest
 from netboot.boot.decide import BootContext, DhcpAnswer, LocalBoot, decide
-from netboot.boot.ports import EventLog, Inventory, ProfileSource, Site
+from netboot.boot.ports import Audit, EventLog, Inventory, ProfileSource, Site
 from netboot.boot.tftpnames import classify_name
+from netboot.boot.tokens import refusal, script_binding
 from netboot.events import Event
 from netboot.inventory import System, SystemState
 from netboot.mac import MacAddress
@@ -61,6 +64,10 @@ class NotFound(LookupError):
     """No such system or answer file: HTTP 404."""
 
 
+#: menus remembered at once (one entry per MAC served a menu, the oldest forgotten first)
+MENU_MEMORY = 4096
+
+
 def new_token() -> str:
     """A per-system install token: 32 URL-safe random characters."""
     return secrets.token_urlsafe(24)
@@ -69,12 +76,17 @@ def new_token() -> str:
 class BootCore:
     """Answers every phase of a boot over an inventory, the loaded profiles and an event log."""
 
-    def __init__(self, inventory: Inventory, profiles: ProfileSource, events: EventLog, site: Site) -> None:
+    def __init__(
+        self, inventory: Inventory, profiles: ProfileSource, events: EventLog, site: Site, audit: Audit
+    ) -> None:
         self.inventory = inventory
         self._profiles = profiles
         self.events = events
         self.site = site
+        self.audit = audit
         self._contexts: dict[IPv4Address, BootContext] = {}
+        #: MAC -> (address the menu was served to, until when a choice from there is taken)
+        self._menus: OrderedDict[MacAddress, tuple[str | None, float]] = OrderedDict()
 
     @property
     def profiles(self) -> ProfileSet:
@@ -152,6 +164,10 @@ class BootCore:
         choice = self.choice(system, arch)
         if choice.decision == "install" and (choice.system is None or choice.system.token is None):
             choice = replace(choice, system=self._install_default(mac, choice))
+        if choice.decision == "install" and choice.system is not None and choice.system.token is not None:
+            choice = replace(choice, system=self._bind_token(kind, choice.system, client_ip))
+        if choice.decision == "menu":
+            self._remember_menu(mac, client_ip)
         script = self.render(kind, choice, self.facts(host))
         self.events.record(
             Event(
@@ -210,13 +226,65 @@ class BootCore:
             )
         return system
 
+    def _bind_token(self, kind: str, system: System, client_ip: str | None) -> System:
+        """The system as its script shows it: the token bound to the asking address, or withheld."""
+        bound = script_binding(system, client_ip, self.events.addresses_of(system.mac), dhcp=self.site.dhcp)
+        if bound is None:
+            known = ", ".join(self.events.addresses_of(system.mac)) or "none seen"
+            log.warning(
+                "%s: %s asked from %s, not from an address the machine booted from (%s): token withheld",
+                system.mac, kind, client_ip, known,
+            )
+            self.events.record(
+                Event(
+                    phase="boot-script",
+                    summary=f"{kind} asked from another address: served without the install token",
+                    mac=system.mac,
+                    client_ip=client_ip,
+                    detail={"kind": kind, "token": "withheld", "machine_addresses": known},
+                )
+            )
+            return replace(system, token=None)
+        bound_system = replace(system, token_ip=bound, token_expires=time.time() + self.site.token_ttl)
+        self.inventory.save(bound_system)  # durable before the token leaves: the machine depends on it
+        return bound_system
+
+    def _remember_menu(self, mac: MacAddress, client_ip: str | None) -> None:
+        self._menus[mac] = (client_ip, time.time() + self.site.menu_ttl)
+        self._menus.move_to_end(mac)
+        while len(self._menus) > MENU_MEMORY:
+            self._menus.popitem(last=False)
+
+    def _menu_refusal(self, mac: MacAddress, client_ip: str | None) -> str | None:
+        """Why a menu choice for ``mac`` from ``client_ip`` is not taken now; None when it is."""
+        served = self._menus.get(mac)
+        if served is None:
+            return "no menu was served to this machine"
+        served_to, until = served
+        if time.time() >= until:
+            return "the menu was served too long ago"
+        if client_ip is None or client_ip != served_to:
+            return f"the menu was served to {served_to}, not to {client_ip}"
+        if self.site.dhcp and client_ip not in self.events.addresses_of(mac):
+            return f"{client_ip} is not an address the machine booted from"
+        return None
+
     def _register_from_menu(self, mac: MacAddress, name: str, client_ip: str | None) -> System | None:
         """Someone at the console picked a profile from the menu: register the machine for it."""
         existing = self.inventory.get(mac)
         if existing is None or name not in {p.name for p in self.profiles.menu_profiles()}:
             return existing  # only what the menu offers, to a machine the menu was served to
+        why = self._menu_refusal(mac, client_ip)
+        actor = f"machine {mac} at {client_ip}"
+        if why is not None:
+            log.warning("%s: menu choice %s from %s refused: %s", mac, name, client_ip, why)
+            detail = {"profile": name, "reason": why}
+            self.audit.write(actor, "menu-choice", f"system {mac}", detail, ok=False)
+            return existing
         system = replace(existing, profile=name, state=SystemState.INSTALL, token=new_token())
         self.inventory.save(system)
+        self._menus.pop(mac, None)  # one choice per menu served
+        self.audit.write(actor, "menu-choice", f"system {mac}", {"profile": name})
         self.events.record(
             Event(phase="admin", summary=f"chosen from the boot menu: {name}", mac=mac, client_ip=client_ip)
         )
@@ -263,21 +331,20 @@ class BootCore:
 
     # ---------------------------------------------------------------------------- answer files, done
 
-    def _authorised(self, mac: MacAddress, token: str | None) -> System:
+    def _authorised(self, mac: MacAddress, token: str | None, client_ip: str | None) -> System:
         system = self.inventory.get(mac)
         if system is None:
             raise NotFound(f"no system {mac}")
-        if system.state is not SystemState.INSTALL or system.token is None:
-            raise Refused(f"{mac} is not being installed (state {system.state.value})")
-        if not token or not hmac.compare_digest(system.token.encode(), token.encode()):
-            raise Refused(f"wrong token for {mac}")
+        why = refusal(system, token, client_ip, self.events.addresses_of(mac), time.time())
+        if why is not None:
+            raise Refused(why)
         return system
 
     def answer(
         self, mac: MacAddress, file: str, token: str | None, *, host: str | None, client_ip: str | None
     ) -> RenderedFile:
         """Render ``file`` for ``mac``. Raises Refused, NotFound, UnknownAnswerFile or RenderError."""
-        system = self._authorised(mac, token)
+        system = self._authorised(mac, token, client_ip)
         profile, group = self.profiles.select(system)
         if profile is None:
             raise NotFound(f"{mac}: profile {system.profile!r} does not exist")
@@ -296,12 +363,18 @@ class BootCore:
 
     def complete(self, mac: MacAddress, token: str | None, *, client_ip: str | None) -> System:
         """The installer says it is done: leave install state; the token stops working."""
-        system = self._authorised(mac, token)
-        done = replace(system, state=SystemState.INSTALLED, token=None)
+        actor = f"machine {mac} at {client_ip}"
+        try:
+            system = self._authorised(mac, token, client_ip)
+        except Refused as exc:
+            self.audit.write(actor, "install-done", f"system {mac}", {"reason": str(exc)}, ok=False)
+            raise
+        done = replace(system, state=SystemState.INSTALLED, token=None, token_ip=None, token_expires=None)
         try:
             self.inventory.save(done)
         except (ValueError, KeyError) as exc:
             raise NotFound(str(exc)) from exc
+        self.audit.write(actor, "install-done", f"system {mac}", {"profile": system.profile})
         self.events.record(
             Event(
                 phase="install-done",

@@ -51,6 +51,18 @@ class EventLog(Protocol):
 
     def mac_for(self, ip: str | None) -> MacAddress | None: ...
 
+    def addresses_of(self, mac: MacAddress) -> tuple[str, ...]:
+        """The addresses ``mac`` used in its own DHCP exchanges, newest first (what tokens bind to)."""
+        ...
+
+
+class Audit(Protocol):
+    """The audit log, for what a machine (not an admin) changed: a menu choice, the end of an install."""
+
+    def write(
+        self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None, *, ok: bool = True
+    ) -> None: ...
+
 
 #: The profiles loaded now (the daemon reloads them when a file changes; a call returns the current set).
 ProfileSource = Callable[[], ProfileSet]
@@ -72,3 +84,10 @@ class Site:
     loaders: Mapping[Arch, str] = field(default_factory=dict)
     #: site-wide template variables (the lowest layer of ``vars``)
     variables: Mapping[str, Any] = field(default_factory=dict)
+    #: whether this daemon serves DHCP (then only DHCP teaches a machine's address; with DHCP off, the
+    #: first address that fetched the boot script)
+    dhcp: bool = True
+    #: seconds an install token lives after the boot script that carried it was served
+    token_ttl: float = 4 * 3600
+    #: seconds a menu choice is accepted after the menu was served, from the address it was served to
+    menu_ttl: float = 15 * 60

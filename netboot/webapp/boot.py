@@ -73,7 +73,7 @@ def boot_ipxe() -> Response:
         return _text("#!ipxe\necho netboot: boot.ipxe needs ?mac=<MAC address>\nexit 1\n", 400)
     services = services_of(current_app)
     if _client():
-        services.recorder.learn(_client() or "", mac)
+        services.recorder.attribute(_client() or "", mac)
     try:
         script, _choice = services.core.boot_config(
             "ipxe", mac, host=_host(), client_ip=_client(), chosen_profile=request.args.get("profile") or None

@@ -227,7 +227,10 @@ def test_reinstall(cli: Cli, state: tuple[Path, Path]) -> None:
     first = show(cli, MAC)["token"]
     rt = open_runtime(state)
     try:
-        rt.core.complete(MacAddress.parse(MAC), first, client_ip=None)
+        # the machine boots from 10.0.0.9 (its DHCP, its script), installs, and calls back
+        rt.recorder.learn("10.0.0.9", MacAddress.parse(MAC))
+        rt.core.boot_config("ipxe", MacAddress.parse(MAC), host=None, client_ip="10.0.0.9")
+        rt.core.complete(MacAddress.parse(MAC), first, client_ip="10.0.0.9")
         rt.store.systems.seen(MacAddress.parse(UNKNOWN), arch="bios", uuid=None, now=1.0)  # a discovered MAC
     finally:
         rt.close()
@@ -297,6 +300,9 @@ def test_render_prints_exactly_what_the_machine_gets(cli: Cli, state: tuple[Path
         client = create_app(rt).test_client()
         for profile, files in ANSWER_FILES.items():
             mac = macs[profile]
+            # the machine (the test client at 127.0.0.1) DHCPs, then fetches its script: its token is served
+            rt.recorder.learn("127.0.0.1", MacAddress.parse(mac))
+            client.get("/boot.ipxe", query_string={"mac": mac})
             token = rt.store.systems.get(MacAddress.parse(mac)).token  # type: ignore[union-attr]
             for file in files:
                 rendered = ok(cli("render", mac, "--kind", file))
@@ -307,8 +313,8 @@ def test_render_prints_exactly_what_the_machine_gets(cli: Cli, state: tuple[Path
             # the boot configs: the iPXE script over HTTP, pxelinux and GRUB over TFTP
             assert ok(cli("render", mac)) == client.get("/boot.ipxe", query_string={"mac": mac}).get_data(
                 as_text=True)
-            pxelinux = rt.core.tftp_file(f"pxelinux.cfg/01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
-            grub = rt.core.tftp_file(f"grub/grub.cfg-01-{mac.replace(':', '-')}", ("10.0.0.9", 2000))
+            pxelinux = rt.core.tftp_file(f"pxelinux.cfg/01-{mac.replace(':', '-')}", ("127.0.0.1", 2000))
+            grub = rt.core.tftp_file(f"grub/grub.cfg-01-{mac.replace(':', '-')}", ("127.0.0.1", 2000))
             assert pxelinux is not None and grub is not None
             assert ok(cli("render", mac, "--kind", "pxelinux")) == pxelinux.decode()
             assert ok(cli("render", mac, "--kind", "grub")) == grub.decode()

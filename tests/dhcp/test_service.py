@@ -173,7 +173,7 @@ SITE = Site(unknown_default="menu", http_port=HTTP_PORT, server_ip=SERVER, loade
 
 def core_over(store: Store, recorder: EventRecorder, site: Site = SITE) -> BootCore:
     """The real boot core over the test's store, with no profiles loaded."""
-    return BootCore(StoreInventory(store), lambda: EMPTY_PROFILES, recorder, site)
+    return BootCore(StoreInventory(store), lambda: EMPTY_PROFILES, recorder, site, store.audit)
 
 
 @pytest.fixture

@@ -46,6 +46,9 @@ UNKNOWN = "52:54:00:aa:bb:cc"
 FAKE_IPXE_EFI = b"MZ fake ipxe.efi " + bytes(range(256)) * 8
 FAKE_UNDIONLY = b"fake undionly.kpxe " + bytes(range(255, -1, -1)) * 4
 
+#: the test client's address: the machine's own in these tests
+MACHINE_IP = "127.0.0.1"
+
 TOKEN_RE = re.compile(r"token=([A-Za-z0-9_.~-]+)")
 
 RuntimeFactory = Callable[..., Runtime]
@@ -122,9 +125,19 @@ def stored(rt: Runtime, mac: str) -> System | None:
 
 def register(rt: Runtime, mac: str = MAC, profile: str = "debian12-preseed", hostname: str | None = "web1",
              **kw: Any) -> str:
-    """Register through the same function the CLI, API and UI use; return the system's token."""
+    """Register through the same function the CLI, API and UI use; return the system's token.
+
+    Then the machine boots as it would: the test client's address (127.0.0.1) is taught to the recorder as
+    the one the MAC used in its DHCP exchange (what the DHCP service does), and the machine is served its
+    boot script from there, which binds the token to that address and starts its lifetime. Tests of other
+    addresses pass ``environ_base={"REMOTE_ADDR": ...}``; ``boot=False`` registers only.
+    """
+    booting = kw.pop("boot", True)
     system = registration.register(rt, mac, profile, hostname, **kw)
     assert system.token
+    if booting:
+        rt.recorder.learn(MACHINE_IP, system.mac)
+        rt.core.boot_config("ipxe", system.mac, host=None, client_ip=MACHINE_IP)
     return system.token
 
 

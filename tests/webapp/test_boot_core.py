@@ -213,14 +213,27 @@ def test_one_machine_through_every_phase(walker: tuple[Runtime, DhcpService, Any
     # iPXE's own DHCP: the script URL, never the loader again
     ipxe_file, _ = dora(rt, service, capture("uefi-ipxerom-0-discover.bin"))
     assert ipxe_file == SCRIPT_URL
-    script = client.get(f"/boot.ipxe?mac={MAC.colon}", environ_base={"REMOTE_ADDR": str(ip)})
+    ipxe_ip = rt.recorder.addresses_of(MAC)[0]  # the address iPXE's own DHCP got
+    machine = {"REMOTE_ADDR": ipxe_ip}
+    neighbour = {"REMOTE_ADDR": "10.0.0.250"}
+    # a neighbour asking for the machine's script gets a valid script without the token
+    stolen = client.get(f"/boot.ipxe?mac={MAC.colon}", environ_base=neighbour).get_data(as_text=True)
+    assert "preseed.cfg" in stolen and TOKEN_RE.search(stolen) is None
+    script = client.get(f"/boot.ipxe?mac={MAC.colon}", environ_base=machine)
     assert script.status_code == 200
     text = script.get_data(as_text=True)
     token = TOKEN_RE.search(text)
     assert token is not None and "preseed.cfg" in text
-    answer = client.get(f"/answer/{MAC.colon}/preseed.cfg?token={token.group(1)}")
+    answer_path = f"/answer/{MAC.colon}/preseed.cfg?token={token.group(1)}"
+    assert client.get(answer_path, environ_base=neighbour).status_code == 403  # not from its address
+    answer = client.get(answer_path, environ_base=machine)
     assert answer.status_code == 200 and "d-i " in answer.get_data(as_text=True)
-    assert client.post(f"/done/{MAC.colon}?token={token.group(1)}").status_code == 200
+    done_path = f"/done/{MAC.colon}?token={token.group(1)}"
+    assert client.post(done_path, environ_base=neighbour).status_code == 403
+    assert client.post(done_path, environ_base=machine).status_code == 200
+    actions = [(e.actor, e.action, e.ok) for e in rt.store.audit.list(limit=10)]
+    assert (f"machine {MAC} at 10.0.0.250", "install-done", False) in actions
+    assert (f"machine {MAC} at {ipxe_ip}", "install-done", True) in actions
     # the next netboot: no boot file, so the firmware goes to its disk
     after, _ = dora(rt, service, discover(firmware))
     assert after == ""

@@ -44,6 +44,7 @@ from .conftest import (
     FAKE_IPXE_EFI,
     HAVE_DEBIAN,
     MAC,
+    MACHINE_IP,
     OTHER,
     PROFILES,
     UNKNOWN,
@@ -126,6 +127,7 @@ def test_unknown_default_menu_lists_the_installer_profiles(make_runtime: Runtime
 def test_a_menu_choice_registers_the_machine_for_that_profile(make_runtime: RuntimeFactory) -> None:
     rt = make_runtime(unknown_default="menu")
     client = app_for(rt).test_client()
+    rt.recorder.learn(MACHINE_IP, MacAddress.parse(UNKNOWN))  # the unknown machine's own DHCP
     boot(client, UNKNOWN)
     status, script = boot(client, UNKNOWN, profile="rocky9-kickstart")
     assert status == 200 and is_install_script(script, "rocky9-kickstart")
@@ -197,6 +199,7 @@ def test_profile_query_cannot_put_a_registered_machine_back_into_install(
 def test_unknown_default_profile_installs_it_once(make_runtime: RuntimeFactory) -> None:
     rt = make_runtime(unknown_default="profile:debian12-preseed")
     client = app_for(rt).test_client()
+    rt.recorder.learn(MACHINE_IP, MacAddress.parse(UNKNOWN))  # the unknown machine's own DHCP
     status, script = boot(client, UNKNOWN)
     assert status == 200 and is_install_script(script, "debian12-preseed")
     system = stored(rt, UNKNOWN)
@@ -620,7 +623,8 @@ def test_boot_script_template_failing_gives_500_without_partial_output(
     line = insert_line(template, 4, "{{ system.nosuch.deeper }}")
     rt = make_runtime(profiles_dir=profiles_copy)
     client = app_for(rt).test_client()
-    token = register(rt)
+    token = register(rt, boot=False)  # its first boot script is the one that fails
+    rt.recorder.learn(MACHINE_IP, MacAddress.parse(MAC))
     with caplog.at_level(logging.ERROR, logger="netboot.http"):
         status, script = boot(client, MAC)
     assert status == 500

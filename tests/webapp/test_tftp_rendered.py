@@ -19,6 +19,7 @@ from .conftest import (
     BASE,
     HAVE_DEBIAN,
     MAC,
+    MACHINE_IP,
     SERVER,
     UNKNOWN,
     RuntimeFactory,
@@ -29,7 +30,7 @@ from .conftest import (
     tokens_in,
 )
 
-CLIENT = ("10.0.0.77", 2070)
+CLIENT = (MACHINE_IP, 2070)  # the machine's own address (see conftest.register)
 PXELINUX = "pxelinux.cfg/01-52-54-00-12-34-56"
 GRUB = "grub/grub.cfg-01-52-54-00-12-34-56"
 
@@ -85,7 +86,7 @@ def test_per_mac_names_in_the_spellings_clients_send(runtime: Runtime, name: str
 
 def test_after_completion_the_configs_boot_the_local_disk(runtime: Runtime) -> None:
     token = register(runtime)
-    runtime.core.complete(MacAddress.parse(MAC), token, client_ip="10.0.0.77")
+    runtime.core.complete(MacAddress.parse(MAC), token, client_ip=CLIENT[0])
     pxelinux = tftp(runtime, PXELINUX)
     assert pxelinux is not None
     assert "DEFAULT local" in pxelinux and "LOCALBOOT 0" in pxelinux
@@ -108,6 +109,7 @@ def test_an_unknown_mac_gets_the_local_config_and_is_recorded(runtime: Runtime) 
 
 def test_an_unknown_mac_with_a_default_profile_installs(make_runtime: RuntimeFactory) -> None:
     rt = make_runtime(unknown_default="profile:debian12-preseed")
+    rt.recorder.learn(CLIENT[0], MacAddress.parse(UNKNOWN))  # the unknown machine's own DHCP
     text = tftp(rt, "grub/grub.cfg-01-52-54-00-aa-bb-cc")
     assert text is not None
     system = stored(rt, UNKNOWN)
@@ -138,12 +140,13 @@ def test_other_names_are_not_ours(runtime: Runtime, name: str) -> None:
 
 def test_catch_all_names_follow_the_mac_learned_for_the_client_ip(runtime: Runtime) -> None:
     token = register(runtime)
+    pxe = ("10.0.0.77", 2070)
     # a client never seen in DHCP: the TFTP root answers (pxelinux falls back to its own default)
-    assert tftp(runtime, "pxelinux.cfg/default") is None
-    assert tftp(runtime, "grub/grub.cfg") is None
-    runtime.recorder.learn(CLIENT[0], MacAddress.parse(MAC))
-    pxelinux = tftp(runtime, "pxelinux.cfg/default")
-    grub = tftp(runtime, "grub/grub.cfg")
+    assert tftp(runtime, "pxelinux.cfg/default", pxe) is None
+    assert tftp(runtime, "grub/grub.cfg", pxe) is None
+    runtime.recorder.learn(pxe[0], MacAddress.parse(MAC))
+    pxelinux = tftp(runtime, "pxelinux.cfg/default", pxe)
+    grub = tftp(runtime, "grub/grub.cfg", pxe)
     assert pxelinux is not None and tokens_in(pxelinux) == {token}
     assert grub is not None and tokens_in(grub) == {token}
     # another client address learned nothing
