@@ -207,6 +207,30 @@ def system_tokens(item: Lab) -> dict[str, str]:
         return dict(conn.execute("SELECT mac, token FROM systems").fetchall())
 
 
+def answer_of(item: Lab, mac: str, file: str = "preseed.cfg") -> str:
+    """The answer file ``mac`` gets, as ``netboot render`` shows it from the lab's own config and state.
+
+    Fetching it over HTTP from the lab's server namespace is refused: a token works only from the
+    address the machine booted from (:func:`refused_in_lab` checks that on the real daemon).
+    """
+    out = subprocess.run(
+        [NETBOOT, "render", mac, "--kind", file, "--config", str(item.dir / "netboot.yaml"),
+         "--data-dir", str(item.dir / "netboot")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return out.stdout
+
+
+def status_in_lab(item: Lab, url: str) -> str:
+    """The HTTP status of ``url`` fetched from the lab's server namespace (not a VM's address)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", item.name, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10",
+         url],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    return out.stdout
+
+
 def fetch_in_lab(item: Lab, url: str) -> str:
     out = subprocess.run(
         ["ip", "netns", "exec", item.name, "curl", "-fsS", "-m", "10", url],
@@ -411,7 +435,9 @@ def test_uefi_http_boot_reaches_its_answer_file_with_a_local_mirror(
     assert "(uefi-x64-http) DISCOVER" in log and "OFFER http://10.99.0.1:8080/loaders/ipxe.efi" in log, log
     assert "loader ipxe.efi" in item.output
     token = system_tokens(item)["5254004e4201"]
-    preseed = fetch_in_lab(item, f"http://10.99.0.1:8080/answer/52:54:00:4e:42:01/preseed.cfg?token={token}")
+    url = f"http://10.99.0.1:8080/answer/52:54:00:4e:42:01/preseed.cfg?token={token}"
+    assert status_in_lab(item, url) == "403"  # the VM's token, from another address
+    preseed = answer_of(item, "52:54:00:4e:42:01")
     assert "d-i mirror/http/hostname string 10.99.0.1:3142\n" in preseed, preseed
     assert fetch_in_lab(item, "http://10.99.0.1:3142/dists/bookworm/Release") == "Suite: bookworm\n"
     result = item.down()
@@ -438,9 +464,9 @@ def test_two_vms_with_dnsmasq_and_proxy_dhcp_get_their_own_answer_files(
     assert len(set(fetched.values())) == 2, fetched  # from two different VMs
     tokens = system_tokens(item)
     for i, mac in enumerate(macs, start=1):
-        text = fetch_in_lab(
-            item, f"http://10.99.0.1:8080/answer/{mac}/preseed.cfg?token={tokens[mac.replace(':', '')]}"
-        )
+        url = f"http://10.99.0.1:8080/answer/{mac}/preseed.cfg?token={tokens[mac.replace(':', '')]}"
+        assert status_in_lab(item, url) == "403"  # a token works only from its VM's address
+        text = answer_of(item, mac)
         assert f"netcfg/get_hostname string lab-vm{i}\n" in text, text
     result = item.down()
     assert result.returncode == 0, result

@@ -63,15 +63,17 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     installer = lab.bridge.spawn(command(vm), log=artifacts / "qemu.log")
     other = lab.bridge.spawn(command(unknown), log=artifacts / "qemu-stranger.log")
 
-    # the stranger, booting meanwhile, is recorded as discovered and sent to its local disk
+    # the stranger, booting meanwhile, is recorded as discovered and sent to its local disk at DHCP time:
+    # its lease comes without a boot file, so its firmware moves on (no iPXE, no script)
     wait_for(lambda: any(s["mac"] == stranger and s["state"] == "discovered"
                          for s in json.loads(cli(served, "system", "list", "--json"))), 90, interval=2,
              what="the unknown VM to be discovered")
     def stranger_sent_home() -> bool:
-        lines = (x.partition("netboot.machines: ")[2] for x in served.log_text().splitlines())
-        return any(line.startswith(stranger) and "unknown machine: local boot" in line for line in lines)
+        lines = (x.partition("netboot.dhcp: ")[2] for x in served.log_text().splitlines())
+        return any(line.startswith(stranger) and "no boot file (unknown machine: local boot" in line
+                   for line in lines)
 
-    wait_for(stranger_sent_home, 30, what="the unknown VM's local-boot script")
+    wait_for(stranger_sent_home, 30, what="the unknown VM's lease without a boot file")
     stop(other)  # two TCG guests on two cores slow the installer down a lot
     try:
         wait_for(lambda: "answer-file" in phases(served, mac), 420, interval=2, what="the preseed fetch")
@@ -86,20 +88,35 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     assert "file debian12-preseed/debian-installer/amd64/linux" in summaries  # kernel from netboot's /files
 
 
-    # what the preseed's late_command does: call the completion URL with the token
-    done = cli_ns.run("curl", "-fsS", f"{served.http}/done/{mac}?token={token}", timeout=30)
+    # a neighbour on the segment that learned the token cannot use it: not from the machine's address
+    def status(url: str) -> str:
+        return cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url, timeout=30).stdout
+
+    assert status(f"{served.http}/answer/{mac}/preseed.cfg?token={token}") == "403"
+    assert status(f"{served.http}/done/{mac}?token={token}") == "403"
+    # what the preseed's late_command does, from the machine's own address: call the completion URL.
+    # The VM is stopped and the test host takes its address over, playing the installed machine.
+    events = system(served, mac)["events"]
+    vm_ip = next(str(e["client_ip"]) for e in events if e["phase"] == "answer-file")  # type: ignore[union-attr]
+    stop(installer)
+    cli_ns.run("ip", "addr", "add", f"{vm_ip}/24", "dev", "eth0")
+    done = cli_ns.run("curl", "-fsS", "--interface", vm_ip, f"{served.http}/done/{mac}?token={token}",
+                      timeout=30)
     assert "next boot is local" in done.stdout
     after = system(served, mac)
     assert after["state"] == "installed" and after["token"] is None
-    refused = cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+    refused = cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", vm_ip,
                          f"{served.http}/answer/{mac}/preseed.cfg?token={token}", timeout=30)
     assert refused.stdout == "403"
+    cli_ns.run("ip", "addr", "del", f"{vm_ip}/24", "dev", "eth0")
 
-    stop(installer)
     again = lab.bridge.spawn(command(vm), log=artifacts / "qemu-second-boot.log")
     try:
         served.wait_log(f"{mac} ({lab.net}.", 10)
         wait_for(lambda: "state installed: local boot" in served.log_text().split("install of debian12")[-1],
-                 180, interval=2, what="the second boot's local-boot script")
+                 180, interval=2, what="the second boot's lease without a boot file")
     finally:
         stop(again)
+    second = served.log_text().split("install of debian12")[-1]
+    assert f"{mac} ({lab.net}." in second and "no boot file (state installed" in second
+    assert ": ipxe -> " not in second  # no iPXE detour: no boot script was served
