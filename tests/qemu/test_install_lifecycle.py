@@ -95,10 +95,13 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     assert status(f"{served.http}/answer/{mac}/preseed.cfg?token={token}") == "403"
     assert status(f"{served.http}/done/{mac}?token={token}") == "403"
     # what the preseed's late_command does, from the machine's own address: call the completion URL.
-    # The VM is stopped and the test host takes its address over, playing the installed machine.
+    # The VM is stopped and the test host takes its MAC and address over, playing the installed machine
+    # (the server's ARP entry for the address names that MAC).
     events = system(served, mac)["events"]
     vm_ip = next(str(e["client_ip"]) for e in events if e["phase"] == "answer-file")  # type: ignore[union-attr]
     stop(installer)
+    own_mac = lab.mac_of(cli_ns)
+    cli_ns.run("ip", "link", "set", "eth0", "address", mac)
     cli_ns.run("ip", "addr", "add", f"{vm_ip}/24", "dev", "eth0")
     done = cli_ns.run("curl", "-fsS", "--interface", vm_ip, f"{served.http}/done/{mac}?token={token}",
                       timeout=30)
@@ -109,6 +112,7 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
                          f"{served.http}/answer/{mac}/preseed.cfg?token={token}", timeout=30)
     assert refused.stdout == "403"
     cli_ns.run("ip", "addr", "del", f"{vm_ip}/24", "dev", "eth0")
+    cli_ns.run("ip", "link", "set", "eth0", "address", own_mac)  # the VM boots again with its MAC
 
     again = lab.bridge.spawn(command(vm), log=artifacts / "qemu-second-boot.log")
     try:
