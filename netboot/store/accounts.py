@@ -18,15 +18,18 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from netboot.store.schema import api_tokens, audit, users, web_sessions
 
 __all__ = [
+    "MAX_DURATION",
     "MAX_PASSWORD",
     "MIN_PASSWORD",
     "ROLES",
+    "ROLE_RANK",
     "SCRYPT_N",
     "SCRYPT_P",
     "SCRYPT_R",
@@ -45,7 +48,9 @@ __all__ = [
     "check_role",
     "check_user_name",
     "digest",
+    "effective_role",
     "hash_password",
+    "parse_duration",
     "user_from_row",
     "users",
     "web_sessions",
@@ -151,6 +156,39 @@ def check_role(role: str) -> str:
     return role
 
 
+#: rank of each role: a caller may do what its rank and every lower one may
+ROLE_RANK = {"viewer": 0, "admin": 1}
+
+
+def effective_role(user_role: str, token_role: str | None) -> str | None:
+    """What a token acts as: the lower of its own role and its user's (a user demoted after the token was
+    made demotes the token too); None when the user's role is unknown (such a caller gets nothing)."""
+    if user_role not in ROLE_RANK:
+        return None
+    if token_role is None or token_role not in ROLE_RANK:
+        return user_role if token_role is None else None
+    return min(user_role, token_role, key=ROLE_RANK.__getitem__)
+
+
+_DURATION_RE = re.compile(r"^(?:(\d{1,9})w)?(?:(\d{1,9})d)?(?:(\d{1,9})h)?(?:(\d{1,9})m)?(?:(\d{1,9})s?)?$")
+_DURATION_UNITS = (7 * 86400, 86400, 3600, 60, 1)
+#: longest token lifetime accepted (ten years): past it "never" says what is meant
+MAX_DURATION = 3650 * 86400
+
+
+def parse_duration(text: str, field: str = "expires") -> float:
+    """Seconds in ``30d``, ``12h``, ``1d12h``, ``90m``, ``2w`` or plain seconds; AccountError naming
+    ``field`` otherwise (also for zero and for more than ten years)."""
+    compact = text.strip().lower().replace(" ", "")
+    found = _DURATION_RE.match(compact) if compact else None
+    if found is None or not any(found.groups()):
+        raise AccountError(field, f"{text!r} is not a duration: write e.g. 30d, 12h, 1d12h, 90m or 2w")
+    seconds = sum(int(n) * unit for n, unit in zip(found.groups(), _DURATION_UNITS, strict=True) if n)
+    if seconds <= 0 or seconds > MAX_DURATION:
+        raise AccountError(field, f"a duration is between 1 s and ten years; got {text!r}")
+    return float(seconds)
+
+
 # ------------------------------------------------------------------------------------------ records
 
 
@@ -177,10 +215,23 @@ class ApiToken:
     created: float
     last_used: float | None
     revoked: float | None
+    #: when it stops working (None: until revoked)
+    expires: float | None = None
+    #: the role it acts with (None: its user's); never more than its user's, see :func:`effective_role`
+    role: str | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires is not None and (time.time() if now is None else now) >= self.expires
 
     @property
     def active(self) -> bool:
-        return self.revoked is None
+        """Usable now: neither revoked nor expired."""
+        return self.revoked is None and not self.expired()
+
+    @property
+    def status(self) -> str:
+        """``active``, ``revoked`` or ``expired``, as lists show it."""
+        return "revoked" if self.revoked is not None else "expired" if self.expired() else "active"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,10 @@ def create_app(runtime: Runtime) -> Flask:
                 static_url_path="/ui/static")
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
     app.extensions[EXTENSION] = runtime
+    from netboot.webapp.proxy import TrustedProxies
+
+    # X-Forwarded-* believed only from the configured proxies, removed from everyone else's requests
+    app.wsgi_app = TrustedProxies(app.wsgi_app, runtime.config.http.trusted_proxies)  # type: ignore[method-assign]
     from netboot.webapp.boot import boot
 
     app.register_blueprint(boot)
