@@ -10,12 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from netboot.mac import MacAddress
 from netboot.store import migrate
 from netboot.store.audit import AuditRepo
+from netboot.store.caps import StoreLimits
 from netboot.store.engine import is_sqlite, make_engine
 from netboot.store.errors import StoreError
 from netboot.store.events import EventRepo
 from netboot.store.leases import LeaseRepo
 from netboot.store.sessions import SessionRepo
-from netboot.store.systems import SystemRepo, write_seen
+from netboot.store.systems import SystemRepo
 from netboot.store.tokens import TokenRepo
 from netboot.store.users import UserRepo
 
@@ -23,13 +24,15 @@ log = logging.getLogger("netboot.store")
 
 
 class Store:
-    """Leases, systems, events and accounts over one engine."""
+    """Leases, systems, events and accounts over one engine; discovered machines and events within
+    ``limits`` (:mod:`netboot.store.caps`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: StoreLimits | None = None) -> None:
         self.engine = engine
+        self.limits = limits or StoreLimits()
         self.leases = LeaseRepo(engine)
-        self.systems = SystemRepo(engine)
-        self.events = EventRepo(engine)
+        self.systems = SystemRepo(engine, self.limits)
+        self.events = EventRepo(engine, self.limits)
         self.users = UserRepo(engine)
         self.tokens = TokenRepo(engine)
         self.sessions = SessionRepo(engine)
@@ -47,7 +50,8 @@ class Store:
 
         Durable when this returns, so the DHCP transport calls it before it sends the ACKs of a batch. On
         failure nothing is written, everything stays staged for the next call, and the error is raised (the
-        transport then sends no ACK it could not make durable). Returns how many writes it made.
+        transport then sends no ACK it could not make durable). Returns how many writes it made (new MACs
+        past ``limits.discovered_per_minute`` are dropped, not written).
         """
         leases = self.leases.take()
         seen = self.systems.take_seen()
@@ -56,20 +60,21 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 self.leases.write(conn, leases)
-                write_seen(conn, seen)
+                written = self.systems.write_seen(conn, seen)
         except Exception:
             self.leases.restore(leases)
             self.systems.restore_seen(seen)
             raise
-        return len(leases) + len(seen)
+        return len(leases) + written
 
     def close(self) -> None:
         self.events.close()
         self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Open the database at ``url`` at the schema this code needs.
+def open_store(url: str, limits: StoreLimits | None = None) -> Store:
+    """Open the database at ``url`` at the schema this code needs, keeping its data within ``limits``
+    (default: the configuration's defaults; the daemon passes ``StoreLimits.of(config.limits)``).
 
     SQLite (the default) is created or upgraded here, at start, so a data directory follows the package
     it runs with. Any other database is only checked: it may be shared by several daemons, so changing its
@@ -87,4 +92,4 @@ def open_store(url: str) -> Store:
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine)
+    return Store(engine, limits)

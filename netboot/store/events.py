@@ -3,6 +3,11 @@
 Servers call :meth:`EventRepo.write` (it only enqueues); one thread inserts queued events in batches.
 Events are history, not state: losing the last few on ``kill -9`` is acceptable, losing a lease is not
 (leases are written synchronously, see :mod:`netboot.store.leases`).
+
+The same thread keeps the table within :class:`~netboot.store.caps.StoreLimits`: events older than
+``event_retention_days`` and the oldest past ``events_max`` are deleted in the transaction that inserts a
+batch, at most ``prune_batch`` rows of each per transaction (over ``ix_events_time``), so a flood costs the
+writer a bounded amount of work per batch and no request ever waits for a prune.
 """
 
 from __future__ import annotations
@@ -10,18 +15,24 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select
 
 from netboot.events import Event
 from netboot.mac import MacAddress
 from netboot.plain import plain
+from netboot.store.caps import StoreLimits
 from netboot.store.schema import events
 
 log = logging.getLogger("netboot.store")
 _STOP = object()
+#: seconds between two counts of the table (between them the writer keeps its own tally; other processes,
+#: such as the CLI, also add events)
+RECOUNT_INTERVAL = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +49,24 @@ class StoredEvent:
 class EventRepo:
     """Implements :class:`netboot.events.EventSink` over the database."""
 
-    def __init__(self, engine: Engine, *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: StoreLimits | None = None,
+        *,
+        batch: int = 500,
+        prune_batch: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._engine = engine
+        self._limits = limits or StoreLimits()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._batch = batch
+        self._prune_batch = prune_batch
+        self._clock = clock
+        #: rows in the table as the writer reckons (None: not counted yet), and when it last counted
+        self._count: int | None = None
+        self._counted = 0.0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Event()
@@ -66,16 +91,50 @@ class EventRepo:
                 except queue.Empty:
                     break
             rows = [self._row(e) for e in items if isinstance(e, Event)]
-            if rows:
-                try:
-                    with self._engine.begin() as conn:
-                        conn.execute(insert(events), rows)
-                except Exception:
-                    log.exception("could not store %d events", len(rows))
+            try:
+                self._store(rows)
+            except Exception:
+                log.exception("could not store %d events", len(rows))
             if self._queue.empty():
                 self._idle.set()
             if any(e is _STOP for e in items):
                 return
+
+    def _store(self, rows: list[dict[str, Any]]) -> None:
+        """Insert a batch and prune, in one transaction, then again (pruning only) while a prune was cut
+        short by ``prune_batch``: a backlog (a lowered cap, a long-stopped daemon) drains in steps."""
+        cutoff = self._clock() - self._limits.event_retention_seconds
+        rows = [r for r in rows if r["time"] >= cutoff]  # already past retention: never stored
+        while True:
+            with self._engine.begin() as conn:
+                before = self._tally(conn)
+                if rows:
+                    conn.execute(insert(events), rows)
+                expired = self._delete_oldest(conn, self._prune_batch, events.c.time < cutoff)
+                count = before + len(rows) - expired
+                excess = min(self._prune_batch, max(0, count - self._limits.events_max))
+                capped = self._delete_oldest(conn, excess) if excess else 0
+            self._count = count - capped
+            rows = []
+            if capped < excess:  # fewer rows than the tally said (another process pruned): count again
+                self._count = None
+                return
+            if expired < self._prune_batch and self._count <= self._limits.events_max:
+                return
+
+    def _tally(self, conn: Connection) -> int:
+        """The rows in the table now: counted every :data:`RECOUNT_INTERVAL`, else the writer's tally."""
+        now = self._clock()
+        if self._count is None or not 0 <= now - self._counted < RECOUNT_INTERVAL:
+            self._counted = now
+            self._count = int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+        return self._count
+
+    @staticmethod
+    def _delete_oldest(conn: Connection, most: int, *where: ColumnElement[bool]) -> int:
+        """Delete up to ``most`` of the oldest events (of those matching ``where``); how many went."""
+        oldest = select(events.c.id).where(*where).order_by(events.c.time).limit(most)
+        return int(conn.execute(delete(events).where(events.c.id.in_(oldest))).rowcount)
 
     @staticmethod
     def _row(event: Event) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Booting clients are noted as *seen* (last_seen, arch, UUID; an unknown MAC becom
 system). The DHCP thread does not write that per packet: it calls :meth:`SystemRepo.stage_seen`, which only
 remembers it, and :meth:`netboot.store.Store.flush` writes what was staged together with the batch's leases,
 in the one transaction the group commit makes anyway.
+
+Discovered machines are bounded (:mod:`netboot.store.caps`): at most ``discovered_per_minute`` new ones are
+stored a minute (the rest are served as unknown, not stored), and past ``discovered_max`` the discovered
+machines seen longest ago are forgotten. Lists are pages counted in SQL (:meth:`SystemRepo.page`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,25 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from netboot.inventory import System, SystemState
 from netboot.mac import MacAddress
+from netboot.store.caps import DiscoveryGate, StoreLimits
 from netboot.store.schema import systems
 
 
@@ -115,7 +132,7 @@ def _update_seen(excluded: Any) -> dict[str, Any]:
     }
 
 
-def write_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
+def upsert_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
     """Record sightings in one statement: update a known system, insert an unknown one as discovered.
 
     An upsert (``INSERT ... ON CONFLICT (mac) DO UPDATE``, which SQLite and PostgreSQL share) rather than
@@ -157,9 +174,45 @@ def write_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
     conn.execute(stmt, rows)
 
 
+#: sightings looked up per statement (well under SQLite's bound-parameter limit)
+_LOOKUP_CHUNK = 500
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_condition(q: str) -> ColumnElement[bool] | None:
+    """``q`` as SQL: a substring of the MAC (any spelling), host name, profile, IP or state; None = all."""
+    needle = q.strip().lower()
+    if not needle:
+        return None
+    pattern = f"%{_escape_like(needle)}%"
+    fields: list[ColumnElement[bool]] = [
+        func.lower(column).like(pattern, escape="\\")
+        for column in (systems.c.mac, systems.c.hostname, systems.c.profile, systems.c.ip, systems.c.state)
+    ]
+    compact = needle.replace(":", "").replace("-", "").replace(".", "")
+    if compact and compact != needle and all(c in "0123456789abcdef" for c in compact):
+        fields.append(systems.c.mac.like(f"%{compact}%"))  # 52:54:00 against the stored 525400
+    return or_(*fields)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemPage:
+    """One page of a list of systems and the number of systems the whole list has (counted in SQL)."""
+
+    systems: list[System]
+    total: int
+    offset: int
+    limit: int
+
+
 class SystemRepo:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: StoreLimits | None = None) -> None:
         self._engine = engine
+        self._limits = limits or StoreLimits()
+        self._gate = DiscoveryGate(self._limits.discovered_per_minute)
         self._seen: dict[MacAddress, Seen] = {}
         self._lock = threading.Lock()
 
@@ -193,6 +246,47 @@ class SystemRepo:
         with self._engine.connect() as conn:
             return [_to_system(r) for r in conn.execute(q).mappings().all()]
 
+    def page(
+        self,
+        *,
+        state: SystemState | None = None,
+        profile: str | None = None,
+        q: str = "",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> SystemPage:
+        """One page of systems and how many match, in two statements whatever the table holds.
+
+        ``state`` None lists the registered systems (every state but ``discovered``), by host name then
+        MAC; ``discovered`` lists the unknown machines seen booting, the one seen last first (the order of
+        the ``ix_systems_state_last_seen`` index). Limit/offset pagination: the lists are bounded (the
+        discovered ones by ``limits.discovered_max``), and page numbers are what a person pages by.
+        """
+        where: list[ColumnElement[bool]] = [
+            systems.c.state == state.value if state is not None
+            else systems.c.state != SystemState.DISCOVERED.value
+        ]
+        if profile:
+            where.append(systems.c.profile == profile)
+        if (found := search_condition(q)) is not None:
+            where.append(found)
+        condition = and_(*where)
+        rows: Select[Any] = select(systems).where(condition)
+        if state is SystemState.DISCOVERED:
+            rows = rows.order_by(systems.c.last_seen.desc(), systems.c.mac)
+        else:
+            rows = rows.order_by(systems.c.hostname, systems.c.mac)
+        with self._engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(systems).where(condition)).scalar_one())
+            found_rows = conn.execute(rows.limit(limit).offset(offset)).mappings().all()
+        return SystemPage([_to_system(r) for r in found_rows], total, offset, limit)
+
+    def count(self, state: SystemState) -> int:
+        """How many systems are in ``state`` (counted in SQL, over the state index)."""
+        q = select(func.count()).select_from(systems).where(systems.c.state == state.value)
+        with self._engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def add(self, system: System) -> System:
         """Insert a new system; raises :class:`Conflict` if the MAC, hostname or IP is taken."""
         now = time.time()
@@ -223,18 +317,56 @@ class SystemRepo:
             return bool(conn.execute(delete(systems).where(systems.c.mac == mac.hex)).rowcount)
 
     def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
-        """Note now, in its own transaction, that ``mac`` booted (see :func:`write_seen`); return the system.
+        """Note now, in its own transaction, that ``mac`` booted (see :meth:`write_seen`); return the system.
 
         For the HTTP side, which needs the record at once; the DHCP thread uses :meth:`stage_seen`.
+        A new MAC past ``limits.discovered_per_minute`` is not stored: it is returned as the discovered
+        system it would be, and the boot goes on as for any unknown machine.
         """
         with self._engine.begin() as conn:
-            write_seen(conn, {mac: Seen(arch, uuid, now, now)})
-        system = self.get(mac)
-        if system is None:  # removed between the two statements: report it as it was seen
-            system = System(
+            self.write_seen(conn, {mac: Seen(arch, uuid, now, now)})
+            row = conn.execute(select(systems).where(systems.c.mac == mac.hex)).mappings().first()
+        if row is None:  # not stored (over the cap), or removed meanwhile: report it as it was seen
+            return System(
                 mac, None, SystemState.DISCOVERED, arch=arch, uuid=uuid, first_seen=now, last_seen=now
             )
-        return system
+        return _to_system(row)
+
+    def write_seen(self, conn: Connection, staged: Mapping[MacAddress, Seen]) -> int:
+        """Record sightings in ``conn``'s transaction, within the discovered-machine caps; how many were.
+
+        Known systems are always updated. New MACs are stored only as far as the per-minute gate lets
+        them (the earliest seen first; the rest are dropped, logged by the gate), and when any was
+        stored, the discovered machines past ``discovered_max`` are forgotten, those seen longest ago
+        first. One lookup of which MACs are known, one upsert, and the trim only when something was added.
+        """
+        if not staged:
+            return 0
+        hexes = [mac.hex for mac in staged]
+        known: set[str] = set()
+        for start in range(0, len(hexes), _LOOKUP_CHUNK):
+            chunk = hexes[start : start + _LOOKUP_CHUNK]
+            known.update(conn.execute(select(systems.c.mac).where(systems.c.mac.in_(chunk))).scalars())
+        new = sorted((mac for mac in staged if mac.hex not in known), key=lambda mac: staged[mac].first)
+        admitted = self._gate.admit(len(new), max(seen.last for seen in staged.values())) if new else 0
+        keep = {mac: seen for mac, seen in staged.items() if mac.hex in known}
+        keep.update((mac, staged[mac]) for mac in new[:admitted])
+        upsert_seen(conn, keep)
+        if admitted:
+            self._forget_oldest_discovered(conn)
+        return len(keep)
+
+    def _forget_oldest_discovered(self, conn: Connection) -> None:
+        """Delete the discovered machines past the newest ``discovered_max`` (one statement, over the
+        ``ix_systems_state_last_seen`` index); a registered system is never touched."""
+        discovered = systems.c.state == SystemState.DISCOVERED.value
+        beyond = (
+            select(systems.c.mac)
+            .where(discovered)
+            .order_by(systems.c.last_seen.desc())
+            .offset(self._limits.discovered_max)
+        )
+        conn.execute(delete(systems).where(discovered, systems.c.mac.in_(beyond)))
 
     def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
         """Remember that ``mac`` booted, for the next :meth:`netboot.store.Store.flush`; writes nothing.

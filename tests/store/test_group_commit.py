@@ -106,11 +106,15 @@ def test_a_batch_of_sightings_and_leases_is_one_transaction(
 
     assert store.flush() == 4 + 9  # four leases, nine machines
     assert traffic.commits == 1
-    assert len(traffic.statements) == 3, traffic.statements
-    delete_leases, insert_leases, upsert = traffic.statements
+    # the leases, which of the MACs are known (the per-minute cap counts only new ones), one upsert, and,
+    # as new machines were added, the trim to limits.discovered_max
+    assert len(traffic.statements) == 5, traffic.statements
+    delete_leases, insert_leases, known, upsert, trim = traffic.statements
     assert delete_leases.startswith("DELETE FROM leases")
     assert insert_leases.startswith("INSERT INTO leases")
+    assert known.startswith("SELECT systems.mac FROM systems WHERE systems.mac IN")
     assert upsert.startswith("INSERT INTO systems") and "ON CONFLICT (mac) DO UPDATE" in upsert
+    assert trim.startswith("DELETE FROM systems WHERE systems.state = ?")
 
     assert len(rows(path, "SELECT ip FROM leases")) == 4
     assert len(rows(path, "SELECT mac FROM systems WHERE state = 'discovered'")) == 8
@@ -159,7 +163,8 @@ def test_stages_for_one_mac_coalesce(store: Store, traffic: Traffic) -> None:
     store.stage_seen(mac(3), arch="uefi-x64", uuid=None, now=T0 + 3)  # no UUID this time: keep the last
     store.stage_seen(mac(3), arch=None, uuid=None, now=T0 + 2)  # an older packet handled late
     assert store.flush() == 1
-    assert len(traffic.statements) == 1 and traffic.commits == 1
+    assert sum(s.startswith("INSERT INTO systems") for s in traffic.statements) == 1
+    assert traffic.commits == 1
     system = store.systems.get(mac(3))
     assert system is not None
     # the latest stage that says something wins; a time is the earliest and the latest of them all
