@@ -26,7 +26,7 @@ from netboot.mac import MacAddress
 from netboot.profiles import ProfileSet, load_profiles_collect
 from netboot.render import ServerFacts
 from netboot.servers.netif import default_server_ip, interface_info
-from netboot.store import Store, open_store
+from netboot.store import Store, StoreLimits, open_store
 
 log = logging.getLogger("netboot")
 
@@ -166,7 +166,7 @@ def resolve_server_ip(config: Config) -> IPv4Address | None:
 
 
 def build_runtime(config: Config) -> Runtime:
-    store = open_store(config.db_url)
+    store = open_store(config.db_url, StoreLimits.of(config.limits))
     return Runtime(
         config=config,
         store=store,
