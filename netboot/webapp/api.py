@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from netboot import registration
-from netboot.inventory import System, SystemState
+from netboot.inventory import SystemState
 from netboot.registration import Duplicate, FieldError, NotFound
 from netboot.store.events import StoredEvent
 from netboot.webapp import preview, schemas
@@ -131,29 +131,6 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
     return schemas.Event.of(event).model_dump(mode="json")
 
 
-def search_systems(systems: list[System], q: str) -> list[System]:
-    needle = q.strip().lower()
-    if not needle:
-        return systems
-    out = []
-    for system in systems:
-        hay = " ".join(
-            x
-            for x in (
-                system.mac.colon,
-                system.mac.hex,
-                system.hostname or "",
-                system.profile or "",
-                str(system.ip) if system.ip else "",
-                system.state.value,
-            )
-            if x
-        )
-        if needle in hay.lower():
-            out.append(system)
-    return out
-
-
 # --------------------------------------------------------------------------------------------- routes
 
 
@@ -185,12 +162,21 @@ def me() -> Response:
 def list_systems() -> Response:
     runtime = services_of(current_app)
     query = query_of(schemas.SystemsQuery)
-    state = SystemState(query.state) if query.state else None
-    systems = runtime.store.systems.list(state=state, profile=query.profile)
-    if state is None:
-        systems = [x for x in systems if x.state is not SystemState.DISCOVERED]
-    systems = search_systems(systems, query.q)
-    return reply(schemas.SystemList(systems=[schemas.System.of(x) for x in systems]))
+    page = runtime.store.systems.page(
+        state=SystemState(query.state) if query.state else None,
+        profile=query.profile,
+        q=query.q,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return reply(
+        schemas.SystemList(
+            systems=[schemas.System.of(x) for x in page.systems],
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+        )
+    )
 
 
 @api.post("/systems")
@@ -263,9 +249,16 @@ def system_preview(mac: str) -> Response:
 @api.get("/discovered")
 def discovered() -> Response:
     runtime = services_of(current_app)
-    machines = runtime.store.systems.list(state=SystemState.DISCOVERED)
-    machines.sort(key=lambda x: -(x.last_seen or 0))
-    return reply(schemas.DiscoveredList(machines=[schemas.Discovered.of(x) for x in machines]))
+    query = query_of(schemas.DiscoveredQuery)
+    page = runtime.store.systems.page(state=SystemState.DISCOVERED, limit=query.limit, offset=query.offset)
+    return reply(
+        schemas.DiscoveredList(
+            machines=[schemas.Discovered.of(x) for x in page.systems],
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+        )
+    )
 
 
 @api.get("/profiles")

@@ -52,6 +52,8 @@ class Route:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     public: bool = False
+    #: more than the summary says (a paginated list says how it pages)
+    description: str | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -65,10 +67,12 @@ ROUTES = (
         "GET",
         "/api/v1/systems",
         "listSystems",
-        "Registered systems (discovered ones with state=discovered)",
+        "Registered systems (discovered ones with state=discovered), a page at a time",
         schemas.SystemList,
         query=schemas.SystemsQuery,
         errors=(400,),
+        description="By host name, then MAC (discovered ones: the one seen last first). "
+        + schemas.PAGING_HELP,
     ),
     Route(
         "POST",
@@ -117,7 +121,18 @@ ROUTES = (
         schemas.Preview,
         errors=(400, 404),
     ),
-    Route("GET", "/api/v1/discovered", "listDiscovered", "Unknown MACs seen booting", schemas.DiscoveredList),
+    Route(
+        "GET",
+        "/api/v1/discovered",
+        "listDiscovered",
+        "Unknown MACs seen booting, a page at a time",
+        schemas.DiscoveredList,
+        query=schemas.DiscoveredQuery,
+        errors=(400,),
+        description="The one seen last first. At most limits.discovered-max are kept (those seen longest "
+        "ago are forgotten first) and limits.discovered-per-minute new ones are stored a minute. "
+        + schemas.PAGING_HELP,
+    ),
     Route(
         "GET", "/api/v1/profiles", "listProfiles", "Loaded profiles with their status", schemas.ProfileList
     ),
@@ -209,6 +224,8 @@ def _operation(route: Route) -> dict[str, Any]:
             **{str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes},
         },
     }
+    if route.description is not None:
+        operation["description"] = route.description
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
@@ -236,7 +253,8 @@ def document() -> dict[str, Any]:
             "Authenticate with `Authorization: Bearer <token>` (tokens are made in the web UI "
             "under API tokens, or with `netboot token create --user NAME`). Viewers may only "
             "read; changes need the admin role. Errors are "
-            '`{"error": {"message": ..., "field": ..., "fields": {...}}}`.',
+            '`{"error": {"message": ..., "field": ..., "fields": {...}}}`. Lists of systems and '
+            "discovered machines come a page at a time (`limit`, `offset`; the answer's `total`).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -123,10 +123,30 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class SystemsQuery(Query):
+#: rows an API list answers with when the query does not say, and at most
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+PAGING_HELP = (
+    "Limit/offset pagination: `limit` rows (default 100, at most 1000) after skipping `offset`; the answer's "
+    "`total` counts every match (in SQL), so the next page is `offset + limit` while that is below `total`."
+)
+
+
+class PageQuery(Query):
+    """A page of a list: the query strings every list endpoint shares."""
+
+    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="rows per page (at most 1000)")
+    offset: int = Field(0, ge=0, le=2**31, description="rows to skip: 0 is the first page")
+
+
+class SystemsQuery(PageQuery):
     state: State | None = Field(None, description="discovered lists unknown machines seen booting")
     profile: str | None = None
     q: str = Field("", description="substring of MAC, host name, profile, IP or state")
+
+
+class DiscoveredQuery(PageQuery):
+    """The discovered machines, the one seen last first."""
 
 
 class EventsQuery(Query):
@@ -174,7 +194,15 @@ class System(ApiModel):
         return cls.model_validate(system.as_json())
 
 
-class SystemList(ApiModel):
+class Paged(ApiModel):
+    """What every list answer says about its page."""
+
+    total: int = Field(description="rows matching the query, on every page")
+    offset: int = Field(description="rows skipped before this page")
+    limit: int = Field(description="rows per page asked for (this page may have fewer: the last one)")
+
+
+class SystemList(Paged):
     systems: list[System]
 
 
@@ -238,7 +266,7 @@ class Discovered(ApiModel):
         )
 
 
-class DiscoveredList(ApiModel):
+class DiscoveredList(Paged):
     machines: list[Discovered]
 
 

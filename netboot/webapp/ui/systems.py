@@ -4,6 +4,7 @@ profiles and leases."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
@@ -13,8 +14,9 @@ from netboot import registration
 from netboot.inventory import SystemState
 from netboot.registration import FieldError, NotFound
 from netboot.store.accounts import ROLES
+from netboot.store.systems import SystemPage
 from netboot.webapp import preview
-from netboot.webapp.api import event_json, search_systems
+from netboot.webapp.api import event_json
 from netboot.webapp.auth import (
     actor,
     any_role,
@@ -122,6 +124,48 @@ def _system_form_values(system: Any = None) -> dict[str, str]:
     }
 
 
+#: rows a list page shows unless ``?limit=`` says (at most :data:`PAGE_MAX`)
+PAGE_SIZE = 50
+PAGE_MAX = 500
+#: the query strings a list page keeps in its previous/next links
+_LIST_ARGS = ("q", "state", "profile", "limit")
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query string within bounds; anything else is the default (a page, not an error)."""
+    try:
+        return min(high, max(low, int(request.args.get(name, ""))))
+    except ValueError:
+        return default
+
+
+def _paging() -> tuple[int, int]:
+    """``(limit, offset)`` of the page asked for."""
+    return _int_arg("limit", PAGE_SIZE, 1, PAGE_MAX), _int_arg("offset", 0, 0, 2**31)
+
+
+@dataclass(frozen=True)
+class Pager:
+    """What a list page says about its page: "first-last of total" and the links to its neighbours."""
+
+    first: int
+    last: int
+    total: int
+    previous: str | None
+    next: str | None
+
+
+def _pager(page: SystemPage, endpoint: str) -> Pager:
+    kept: dict[str, Any] = {k: v for k in _LIST_ARGS if (v := request.args.get(k))}
+    previous = (
+        url_for(endpoint, **kept, offset=max(0, page.offset - page.limit)) if page.offset > 0 else None
+    )
+    after = page.offset + page.limit
+    following = url_for(endpoint, **kept, offset=after) if after < page.total else None
+    shown = len(page.systems)
+    return Pager(page.offset + 1 if shown else 0, page.offset + shown, page.total, previous, following)
+
+
 @ui.get("/systems")
 def systems() -> Page:
     runtime = _runtime()
@@ -129,17 +173,17 @@ def systems() -> Page:
     profile = request.args.get("profile", "")
     q = request.args.get("q", "")
     chosen = SystemState(state) if state in ("install", "installed", "local") else None
-    rows = runtime.store.systems.list(state=chosen, profile=profile or None)
-    rows = [s for s in rows if s.state is not SystemState.DISCOVERED]
-    rows = search_systems(rows, q)
+    limit, offset = _paging()
+    page = runtime.store.systems.page(state=chosen, profile=profile or None, q=q, limit=limit, offset=offset)
     return render_template(
         "systems.html",
-        systems=rows,
+        systems=page.systems,
+        pager=_pager(page, "ui.systems"),
         state=state,
         profile=profile,
         q=q,
         profiles=preview.profile_names(runtime),
-        discovered=len(runtime.store.systems.list(state=SystemState.DISCOVERED)),
+        discovered=runtime.store.systems.count(SystemState.DISCOVERED),
     )
 
 
@@ -291,14 +335,23 @@ def system_remove(mac: str) -> Page:
 # ----------------------------------------------------------------------------------------- discovered
 
 
+def _discovered_page(error: str | None = None) -> str:
+    """The discovered machines, the one seen last first, a page at a time."""
+    runtime = _runtime()
+    limit, offset = _paging()
+    page = runtime.store.systems.page(state=SystemState.DISCOVERED, limit=limit, offset=offset)
+    return render_template(
+        "discovered.html",
+        machines=page.systems,
+        pager=_pager(page, "ui.discovered"),
+        profiles=preview.installer_profile_names(runtime),
+        error=error,
+    )
+
+
 @ui.get("/discovered")
 def discovered() -> Page:
-    runtime = _runtime()
-    machines = runtime.store.systems.list(state=SystemState.DISCOVERED)
-    machines.sort(key=lambda s: -(s.last_seen or 0))
-    return render_template(
-        "discovered.html", machines=machines, profiles=preview.installer_profile_names(runtime), error=None
-    )
+    return _discovered_page()
 
 
 @ui.post("/discovered/<mac>/register")
@@ -315,13 +368,7 @@ def discovered_register(mac: str) -> Page:
             actor(),
         )
     except FieldError as exc:
-        machines = runtime.store.systems.list(state=SystemState.DISCOVERED)
-        return render_template(
-            "discovered.html",
-            machines=machines,
-            profiles=preview.installer_profile_names(runtime),
-            error=f"{mac}: {exc.field}: {exc.message}",
-        ), 400
+        return _discovered_page(f"{mac}: {exc.field}: {exc.message}"), 400
     flash(f"Registered {system.mac} with profile {system.profile}: it installs at its next network boot.")
     return redirect(url_for("ui.system", mac=system.mac.colon))
 
