@@ -81,7 +81,10 @@ class Runtime:
             signature = _signature(self.profiles_dir)
             if self._profiles is not None and signature == self._signature:
                 return self._profiles
-            loaded, errors = load_profiles_collect(self.profiles_dir)
+            # a data_dir serves all below it to anyone: never netboot's own data (database, web secret key)
+            db_file = self.config.db_url.removeprefix("sqlite:///")
+            private = (self.config.data_dir, *([Path(db_file)] if db_file != self.config.db_url else []))
+            loaded, errors = load_profiles_collect(self.profiles_dir, private=private)
             self._signature = signature
             self.profile_errors = [str(e) for e in errors]
             # a broken edit keeps the last good set serving; the first load serves what loaded

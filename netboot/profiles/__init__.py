@@ -25,6 +25,7 @@ from netboot.profiles.model import (
     SystemFacts,
     deep_merge,
     norm_uuid,
+    secret_names,
 )
 from netboot.profiles.schema import (
     GROUP_KEYS,
@@ -67,4 +68,5 @@ __all__ = [
     "load_profiles_collect",
     "local_boot_for",
     "norm_uuid",
+    "secret_names",
 ]

@@ -8,15 +8,18 @@ trees, a group's profile existing. One load collects every problem of every file
 shows them all); :func:`load_profiles` raises them together as :class:`ProfileErrors`.
 
 Inheritance: a profile may name a ``parent``. The child's keys override the parent's, ``variables`` are
-merged deeply and ``templates``/``validate`` key by key; templates are looked up in the child's folder
-first, then each ancestor's, then ``profiles/_snippets/`` (so a child overrides one template by shipping a
-file of the same name).
+merged deeply, ``secrets`` are the union, and ``templates``/``validate`` key by key; templates are looked
+up in the child's folder first, then each ancestor's, then ``profiles/_snippets/`` (so a child overrides
+one template by shipping a file of the same name).
+
+A data directory (given or the default) may not contain any of the ``private`` paths the caller names
+(netboot's data directory, its database): everything under it is served to anyone under ``/files/``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -44,17 +47,26 @@ class ProfileErrors(SourceErrors):
     """Every problem found while loading profiles; ``errors`` has each one, ``str()`` one per line."""
 
 
-def load_profiles(profiles_dir: Path) -> ProfileSet:
-    """Load every profile and group under ``profiles_dir``; raise :class:`ProfileErrors` listing all."""
-    profile_set, errors = load_profiles_collect(profiles_dir)
+def load_profiles(profiles_dir: Path, *, private: Iterable[Path] | None = None) -> ProfileSet:
+    """Load every profile and group under ``profiles_dir``; raise :class:`ProfileErrors` listing all.
+
+    ``private``: paths no ``data_dir`` may contain or be (netboot's data directory, the database file),
+    since everything under a data directory is served to anyone under ``/files/``; None: no such check.
+    """
+    profile_set, errors = load_profiles_collect(profiles_dir, private=private)
     if errors:
         raise ProfileErrors(errors)
     return profile_set
 
 
-def load_profiles_collect(profiles_dir: Path) -> tuple[ProfileSet, list[SourceError]]:
-    """Load what is valid and return it with the list of problems (for ``netboot check``)."""
-    return _Loader(Path(profiles_dir)).run()
+def load_profiles_collect(
+    profiles_dir: Path, *, private: Iterable[Path] | None = None
+) -> tuple[ProfileSet, list[SourceError]]:
+    """Load what is valid and return it with the list of problems (for ``netboot check``).
+
+    ``private`` as for :func:`load_profiles`.
+    """
+    return _Loader(Path(profiles_dir), tuple(private or ())).run()
 
 
 _M = TypeVar("_M", bound=FileModel)
@@ -103,9 +115,11 @@ def _validate(model: type[_M], loc: Located, errors: list[SourceError]) -> tuple
 class _Loader:
     """One load of a profiles folder; collects every error instead of stopping at the first."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, private: tuple[Path, ...] = ()) -> None:
         self.root = root
         self.real_root = os.path.realpath(root)
+        #: (as configured, real path) of each path no data directory may contain
+        self.private = tuple((p, os.path.realpath(p)) for p in private)
         self.errors: list[SourceError] = []
         self.raws: dict[str, _Raw] = {}
 
@@ -228,6 +242,8 @@ class _Loader:
                     continue
                 if key == "variables":
                     value = deep_merge(merged.fields.get("variables", {}), value)
+                elif key == "secrets":
+                    value = merged.fields.get("secrets", frozenset()) | value
                 elif key in ("templates", "validate"):
                     value = {**merged.fields.get(key, {}), **value}
                     if key == "templates":
@@ -287,6 +303,7 @@ class _Loader:
             data_dir=data_dir,
             templates=MappingProxyType(templates),
             variables=MappingProxyType(dict(f.get("variables", {}))),
+            secrets=f.get("secrets", frozenset()),
             menu=f.get("menu", True),
             local_boot=f.get("local_boot"),
             validate=MappingProxyType(dict(f.get("validate", {}))),
@@ -346,9 +363,26 @@ class _Loader:
                     "use a folder of its own",
                 )
                 return None
-            return path
-        holder = origin.get("kernel") or origin.get("initrd")
-        return holder.dir / DEFAULT_DATA_DIR if holder else None
+            return self.not_private(path, o, "data_dir", text)
+        holder_key = "kernel" if "kernel" in origin else "initrd"
+        holder = origin.get(holder_key)
+        if holder is None:
+            return None
+        return self.not_private(holder.dir / DEFAULT_DATA_DIR, holder, holder_key, DEFAULT_DATA_DIR)
+
+    def not_private(self, path: Path, origin: _Raw, key: str, text: str) -> Path | None:
+        """``path``, or None after recording that it contains one of the private paths."""
+        real = os.path.realpath(path)
+        for given, real_private in self.private:
+            if _inside(real, real_private):
+                self.err(
+                    origin.located,
+                    key,
+                    f"data directory {text!r} contains {given}, netboot's own (the database and the web "
+                    "secret key would be served to anyone under /files/): use a folder of its own",
+                )
+                return None
+        return path
 
     def inside_data(self, data_dir: Path, path: str) -> bool:
         root = os.path.realpath(data_dir)
@@ -397,5 +431,6 @@ class _Loader:
             selector=selector,
             description=shape.description,
             variables=MappingProxyType(dict(shape.variables)),
+            secrets=shape.secrets,
             local_boot=shape.local_boot,
         )

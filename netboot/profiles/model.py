@@ -66,6 +66,9 @@ class Profile:
     #: answer-file name (``ks.cfg``) -> template name, looked up along :attr:`search_path`
     templates: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, Any] = field(default_factory=dict)
+    #: variable names only the machine reads (``secrets:``, merged over the parents); the default rule of
+    #: :mod:`netboot.secretvars` applies on top
+    secrets: frozenset[str] = frozenset()
     menu: bool = True
     #: how the machine leaves for its disk (see the module docstring); None: not set here or above
     local_boot: str | None = None
@@ -155,8 +158,15 @@ class Group:
     selector: Selector = field(default_factory=Selector)
     description: str = ""
     variables: Mapping[str, Any] = field(default_factory=dict)
+    #: variable names only the machine reads, added to its profile's
+    secrets: frozenset[str] = frozenset()
     #: how the group's machines leave for their disk, above their profile's; None: the group does not say
     local_boot: str | None = None
+
+
+def secret_names(profile: Profile | None, group: Group | None) -> frozenset[str]:
+    """The explicit secret variable names for a machine installing ``profile`` as matched by ``group``."""
+    return (profile.secrets if profile else frozenset()) | (group.secrets if group else frozenset())
 
 
 def norm_uuid(text: str | None) -> str | None:

@@ -8,6 +8,7 @@ the data directory, a group's profile existing) is checked by the loader after t
 Every string an admin writes here (description, names, paths, URLs, kernel arguments, template and
 label names, selector values) refuses control characters, so a newline cannot reach an iPXE menu or a
 kernel command line. ``variables`` are data for templates and may hold multi-line text (scripts, keys).
+``secrets`` names the variables only the machine itself reads (see :mod:`netboot.secretvars`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from netboot.schema_types import (
     text,
     type_name,
 )
+from netboot.secretvars import SECRET_PATH_RE
 
 __all__ = ["LOCAL_BOOT_CHOICES", "GroupFile", "ProfileFile", "SelectorFile", "SourceFile"]
 
@@ -112,6 +114,21 @@ def _variables(value: Any) -> dict[str, Any]:
     return value
 
 
+def _secrets(value: Any) -> frozenset[str]:
+    """``secrets: [root_pw, ldap.bind]``: variable names, dotted for nested mappings."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of variable names, got {type_name(value)}")
+    names: set[str] = set()
+    for item in value:
+        if not isinstance(item, str) or not SECRET_PATH_RE.match(item):
+            shown = repr(item) if isinstance(item, str) else type_name(item)
+            raise ValueError(
+                f"{shown} is not a variable name (letters, digits, '_' and '-', dotted for nested ones)"
+            )
+        names.add(item)
+    return frozenset(names)
+
+
 def _non_empty(value: Any) -> str:
     word = text(value)
     if not word.strip():
@@ -139,6 +156,7 @@ TemplatePath = Annotated[str, _relpath("the profile folder")]
 Url = Annotated[str, PlainValidator(_url)]
 ScalarText = Annotated[str, PlainValidator(_scalar_text)]
 Variables = Annotated[dict[str, Any], PlainValidator(_variables)]
+SecretNames = Annotated[frozenset[str], PlainValidator(_secrets)]
 
 
 # ------------------------------------------------------------------------------------------ profiles
@@ -184,6 +202,7 @@ class ProfileFile(FileModel):
     data_dir: Annotated[str, PlainValidator(_non_empty)] | None = None
     templates: dict[Text, TemplatePath] = Field(default_factory=dict)
     variables: Variables = Field(default_factory=dict)
+    secrets: SecretNames = frozenset()
     menu: Annotated[bool, PlainValidator(_flag)] = True
     local_boot: LocalBoot | None = None
     validate_: dict[Text, ScalarText] = Field(default_factory=dict, alias="validate")
@@ -245,6 +264,7 @@ class GroupFile(FileModel):
     profile: ProfileName
     selector: SelectorFile = Field(default_factory=SelectorFile)
     variables: Variables = Field(default_factory=dict)
+    secrets: SecretNames = frozenset()
     local_boot: LocalBoot | None = None
 
 
