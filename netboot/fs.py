@@ -58,7 +58,12 @@ def resolve(root: Path, requested: str) -> Path:
     """The real path of a regular file under ``root`` named by ``requested``, or :class:`PathRefused`."""
     relative = normalise(requested)
     real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, relative))
+    try:
+        real = os.path.realpath(os.path.join(real_root, relative))
+    except OSError as exc:
+        # realpath lstat()s a component, then readlink()s it: a name swapped between the two (a link
+        # replaced by a file: EINVAL; removed: ENOENT) is a refusal, not a crash
+        raise PathRefused(exc.strerror or "cannot resolve", requested) from None
     _check_inside(real_root, real, requested)
     try:
         info = os.stat(real)
@@ -76,7 +81,13 @@ def open_file(root: Path, requested: str) -> io.FileIO:
     ``O_NOFOLLOW`` refuses a final symlink swapped in after the check, ``O_NONBLOCK`` keeps a FIFO swapped in
     from blocking the caller, and the opened descriptor itself is checked again: regular, and (through
     ``/proc/self/fd``) still under the root if a parent directory was replaced by a symlink meanwhile.
+    Serve what this returns; never open the name a second time (that reopens the race).
     """
+    return open_with_stat(root, requested)[0]
+
+
+def open_with_stat(root: Path, requested: str) -> tuple[io.FileIO, os.stat_result]:
+    """:func:`open_file`, with the ``fstat`` of the descriptor it checked (size, mtime for HTTP headers)."""
     path = resolve(root, requested)
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
@@ -86,13 +97,14 @@ def open_file(root: Path, requested: str) -> io.FileIO:
     except OSError as exc:
         raise PathRefused(exc.strerror or "cannot open", requested) from None
     try:
-        _check_regular(os.fstat(fd).st_mode, requested)
+        info = os.fstat(fd)
+        _check_regular(info.st_mode, requested)
         _check_inside(os.path.realpath(root), _fd_path(fd, path), requested)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return io.FileIO(fd, "rb", closefd=True)
+    return io.FileIO(fd, "rb", closefd=True), info
 
 
 def _check_inside(real_root: str, real: str, requested: str) -> None:

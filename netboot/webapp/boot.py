@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, request, send_file
 from netboot.boot.core import NotFound, Refused
 from netboot.boot.urls import ANSWER_ROUTE, BOOT_SCRIPT_ROUTE, DONE_ROUTE, FILES_ROUTE, LOADER_ROUTE
 from netboot.events import Event
-from netboot.fs import PathRefused, resolve
+from netboot.fs import PathRefused, open_with_stat
 from netboot.mac import InvalidMac, MacAddress
 from netboot.render import RenderError, UnknownAnswerFile
 from netboot.webapp.services import services_of
@@ -136,14 +136,31 @@ def files(profile: str, path: str) -> Response:
     found = services_of(current_app).core.profiles.get(profile)
     if found is None or found.data_dir is None:
         return _text("not found\n", 404)
+    # One open, and that file is sent: checking a name and then letting send_file open it again lets a
+    # symlink swapped in between lead out of the data directory. So werkzeug gets the checked file object
+    # and the size, time and ETag of its descriptor, and the Range/conditional handling is asked for here.
     try:
-        real = resolve(found.data_dir, path)
+        opened, info = open_with_stat(found.data_dir, path)
     except PathRefused as exc:
         log.warning("%s: /files/%s/%s refused: %s", _client(), profile, path[:128], exc.reason)
         return _text("not found\n", 404)
-    if request.method == "GET" and not request.headers.get("Range"):
-        _record("http", f"file {profile}/{path}", None, file=path, bytes=real.stat().st_size)
-    return send_file(real, mimetype="application/octet-stream", conditional=True, max_age=0)
+    try:
+        if request.method == "GET" and not request.headers.get("Range"):
+            _record("http", f"file {profile}/{path}", None, file=path, bytes=info.st_size)
+        resp = send_file(
+            opened,
+            mimetype="application/octet-stream",
+            conditional=False,
+            etag=f"{info.st_dev:x}-{info.st_ino:x}-{info.st_mtime_ns:x}-{info.st_size:x}",
+            last_modified=info.st_mtime,
+            max_age=0,
+        )
+        resp.content_length = info.st_size
+        resp.make_conditional(request.environ, accept_ranges=True, complete_length=info.st_size)  # in place
+        return resp
+    except BaseException:
+        opened.close()
+        raise
 
 
 @boot.route(LOADER_ROUTE, methods=["GET", "HEAD"])

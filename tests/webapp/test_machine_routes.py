@@ -546,6 +546,27 @@ def test_files_escapes_are_404_with_none_of_the_target(make_runtime: RuntimeFact
             assert resp.data == b""
 
 
+def test_files_conditional_requests_and_ranges_from_the_one_open(make_runtime: RuntimeFactory,
+                                                                 data_tree: tuple[Path, Path]) -> None:
+    """The file object sent carries its descriptor's ETag, time and size: 304s and Range work as by name."""
+    profiles, _tree = data_tree
+    client = app_for(make_runtime(profiles_dir=profiles)).test_client()
+    url = "/files/debian12-preseed/d-i/linux"
+    first = client.get(url)
+    assert first.status_code == 200 and first.data == b"kernel bytes"
+    assert first.headers["Content-Length"] == "12" and first.headers["Accept-Ranges"] == "bytes"
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    for headers in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+        resp = client.get(url, headers=headers)
+        assert resp.status_code == 304 and resp.data == b"", headers
+    resp = client.get(url, headers={"Range": "bytes=7-", "If-Range": etag})
+    assert resp.status_code == 206 and resp.data == b"bytes"
+    assert resp.headers["Content-Range"] == "bytes 7-11/12"
+    head = client.head(url)
+    assert head.status_code == 200 and head.data == b"" and head.headers["Content-Length"] == "12"
+    assert client.get(url, headers={"Range": "bytes=12-"}).status_code == 416
+
+
 @pytest.mark.parametrize("url", ["/files/local/x", "/files/nosuch/debian-installer/amd64/linux",
                                  "/files/rocky9-kickstart/images/pxeboot/vmlinuz"])
 def test_files_of_a_profile_without_the_file_is_404(client: FlaskClient, url: str) -> None:
