@@ -12,7 +12,6 @@ machines seen longest ago are forgotten. Lists are pages counted in SQL (:meth:`
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -48,11 +47,6 @@ class Conflict(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(message)
-
-
-def new_token() -> str:
-    """A per-system install token: 32 URL-safe random characters."""
-    return secrets.token_urlsafe(24)
 
 
 def _to_system(r: Any) -> System:
