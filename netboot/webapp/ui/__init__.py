@@ -6,7 +6,7 @@ path a machine sent is shown as text, never run. The only JavaScript is ``static
 ``/api/v1/systems/<mac>/events`` with the session cookie and adds rows with ``textContent``.
 """
 
-from netboot.webapp.ui import accounts, systems
+from netboot.webapp.ui import accounts, session, systems
 from netboot.webapp.ui.blueprint import ui
 
-__all__ = ["accounts", "systems", "ui"]
+__all__ = ["accounts", "session", "systems", "ui"]
