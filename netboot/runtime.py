@@ -71,6 +71,13 @@ class Runtime:
     _core: BootCore | None = field(default=None, repr=False)
 
     @property
+    def private_paths(self) -> tuple[Path, ...]:
+        """What no profile's ``data_dir`` may contain: it serves all below it to anyone, and netboot's own
+        data (the database, the web secret key) is not for the install network."""
+        db_file = self.config.db_url.removeprefix("sqlite:///")
+        return (self.config.data_dir, *([Path(db_file)] if db_file != self.config.db_url else []))
+
+    @property
     def profiles(self) -> ProfileSet:
         """The loaded profiles, reloaded when a file under the directory changes (checked every 2 s)."""
         now = time.monotonic()
@@ -81,10 +88,7 @@ class Runtime:
             signature = _signature(self.profiles_dir)
             if self._profiles is not None and signature == self._signature:
                 return self._profiles
-            # a data_dir serves all below it to anyone: never netboot's own data (database, web secret key)
-            db_file = self.config.db_url.removeprefix("sqlite:///")
-            private = (self.config.data_dir, *([Path(db_file)] if db_file != self.config.db_url else []))
-            loaded, errors = load_profiles_collect(self.profiles_dir, private=private)
+            loaded, errors = load_profiles_collect(self.profiles_dir, private=self.private_paths)
             self._signature = signature
             self.profile_errors = [str(e) for e in errors]
             # a broken edit keeps the last good set serving; the first load serves what loaded

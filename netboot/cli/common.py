@@ -22,7 +22,7 @@ import click
 from netboot import registration
 from netboot.config import Config, ConfigError, Overrides, apply_overrides, load_config
 from netboot.runtime import Runtime, build_runtime
-from netboot.store import Store, StoreError, open_store
+from netboot.store import Store, StoreError, StoreLimits, open_store
 from netboot.yamlsource import SourceError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,7 +75,7 @@ def store_of(config_file: Path | None, data_dir: Path | None) -> Store:
     """The daemon's database alone (accounts, leases): no profiles loaded. The caller closes it."""
     cfg = load(config_file, data_dir)
     try:
-        return open_store(cfg.db_url)
+        return open_store(cfg.db_url, StoreLimits.of(cfg.limits))
     except StoreError as exc:
         fail(str(exc), 1)
 

@@ -120,7 +120,7 @@ def check(config_file: Path | None, data_dir: Path | None, quiet: bool) -> None:
     from netboot.render import check_all, tool_versions
 
     with opened(config_file, data_dir) as runtime:
-        problems = check_all(runtime.profiles_dir, runtime.facts())
+        problems = check_all(runtime.profiles_dir, runtime.facts(), private=runtime.private_paths)
         names = runtime.profiles.names()
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:

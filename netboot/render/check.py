@@ -10,6 +10,7 @@ validator findings name ``<profile>:<answer file>`` with the line in the *render
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -115,9 +116,18 @@ def _check_boot_configs(
     return problems
 
 
-def check_all(profiles_dir: Path, facts: ServerFacts, *, timeout: float = DEFAULT_TIMEOUT) -> list[Problem]:
-    """Every problem in ``profiles_dir``: load errors, render errors, validator findings, missing files."""
-    profile_set, errors = load_profiles_collect(profiles_dir)
+def check_all(
+    profiles_dir: Path,
+    facts: ServerFacts,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    private: Iterable[Path] = (),
+) -> list[Problem]:
+    """Every problem in ``profiles_dir``: load errors, render errors, validator findings, missing files.
+
+    ``private``: paths no ``data_dir`` may contain (the daemon's, so ``netboot check`` refuses what
+    ``netboot serve`` would)."""
+    profile_set, errors = load_profiles_collect(profiles_dir, private=private)
     problems = [Problem(e.file, e.line, f"{e.key}: {e.reason}" if e.key else e.reason) for e in errors]
     for profile in profile_set:
         problems += check_profile(profile_set, profile, facts, timeout=timeout)

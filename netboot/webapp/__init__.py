@@ -18,7 +18,8 @@ def create_app(runtime: Runtime) -> Flask:
     web = web_dir()
     app = Flask(__name__, template_folder=str(web / "templates"), static_folder=str(web / "static"),
                 static_url_path="/ui/static")
-    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    # the API's largest body (a bulk registration) is far below it; the server refuses more before reading
+    app.config["MAX_CONTENT_LENGTH"] = runtime.config.http.max_body
     app.extensions[EXTENSION] = runtime
     from netboot.webapp.proxy import TrustedProxies
 
