@@ -13,7 +13,7 @@ test_pkgs=(
   isc-dhcp-client udhcpc busybox kea-admin dnsmasq-base # real DHCP peers (kea-admin ships perfdhcp)
   tftp-hpa atftp curl tftpd-hpa nginx-light             # real TFTP/HTTP peers and benchmark references
   tcpdump procps psmisc
-  debconf-utils cloud-init                              # answer-file validators
+  debconf-utils cloud-init grub-common                  # answer-file and grub.cfg validators (grub-script-check)
   vagrant vagrant-libvirt                               # `vagrant validate` of the Vagrantfile (tests/lab)
   chromium                                              # browser tests of the web UI (tests/web)
 )

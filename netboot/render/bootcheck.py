@@ -76,6 +76,9 @@ def check_grub(content: str, file: str = "grub.cfg") -> list[Problem]:
             else:
                 opened.pop()
     problems.extend(Problem(file, n, "'{' is never closed") for n in opened)
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in content.splitlines()):
+        # GRUB given a config with nothing to do stops at its prompt: the machine waits for a keyboard
+        problems.append(Problem(file, 1, "no commands: GRUB would stop at its prompt"))
     return problems
 
 

@@ -226,6 +226,9 @@ def test_boot_config_checks() -> None:
         "unbalanced quotes",
         "'{' is never closed",
     ]
+    # an empty config leaves GRUB at its prompt: refused by our check, whether grub-script-check is here
+    empty = validate("grub", "# nothing\n\n")
+    assert [p.message for p in empty] == ["no commands: GRUB would stop at its prompt"]
 
 
 def test_validate_rejects_unknown_kinds() -> None:
@@ -261,9 +264,9 @@ def test_check_all_reports_load_render_and_validator_problems(tree: TreeBuilder)
             "_snippets/boot/install.ipxe.j2": "#!ipxe\nkernel {{ boot.kernel.url }}\nboot\n",
             "_snippets/boot/local.ipxe.j2": "#!ipxe\nexit\n",
             "_snippets/boot/menu.ipxe.j2": "#!ipxe\nexit\n",
-            "_snippets/boot/install.grub.j2": "",
-            "_snippets/boot/local.grub.j2": "",
-            "_snippets/boot/menu.grub.j2": "",
+            "_snippets/boot/install.grub.j2": "linux {{ boot.kernel.url }}\nboot\n",
+            "_snippets/boot/local.grub.j2": "exit\n",
+            "_snippets/boot/menu.grub.j2": "exit\n",
             "_snippets/boot/install.pxelinux.j2": "",
             "_snippets/boot/local.pxelinux.j2": "",
             "_snippets/boot/menu.pxelinux.j2": "",
