@@ -86,3 +86,132 @@ def redact(variables: Mapping[str, Any], secret_names: Iterable[str] = ()) -> di
     """
     return dict(_redact(variables, _paths(secret_names)))
 
+
+def _walk_hidden(real: Any, shown: Any, path: str, out: list[str]) -> None:
+    if shown == PLACEHOLDER and real != PLACEHOLDER:
+        out.append(path or ".")
+    elif isinstance(real, Mapping) and isinstance(shown, Mapping):
+        for key, item in real.items():
+            _walk_hidden(item, shown.get(key), f"{path}.{key}" if path else str(key), out)
+    elif isinstance(real, list | tuple) and isinstance(shown, list | tuple):
+        for index, (item, seen) in enumerate(zip(real, shown, strict=False)):
+            _walk_hidden(item, seen, f"{path}[{index}]", out)
+
+
+def hidden_paths(variables: Mapping[str, Any], secret_names: Iterable[str] = ()) -> list[str]:
+    """The dotted paths (``root_password_hash``, ``ldap.bind``, ``users[0].password``) :func:`redact`
+    hides in ``variables``: what an audit line says was revealed, without the values."""
+    out: list[str] = []
+    _walk_hidden(variables, redact(variables, secret_names), "", out)
+    return out
+
+
+def secret_strings(variables: Mapping[str, Any], secret_names: Iterable[str] = ()) -> set[str]:
+    """Every string (at any depth) inside a value :func:`redact` hides: what :func:`scrub` looks for."""
+    found: set[str] = set()
+
+    def strings(value: Any) -> None:
+        if isinstance(value, str):
+            if value:
+                found.add(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                strings(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                strings(item)
+        elif value is not None and not isinstance(value, bool):
+            found.add(str(value))
+
+    def walk(real: Any, shown: Any) -> None:
+        if shown == PLACEHOLDER and real != PLACEHOLDER:
+            strings(real)
+        elif isinstance(real, Mapping) and isinstance(shown, Mapping):
+            for key, item in real.items():
+                walk(item, shown.get(key))
+        elif isinstance(real, list | tuple) and isinstance(shown, list | tuple):
+            for item, seen in zip(real, shown, strict=False):
+                walk(item, seen)
+
+    walk(variables, redact(variables, secret_names))
+    return found
+
+
+#: secret strings shorter than this are not scrubbed from free text (every "a" of a message would go)
+SCRUB_MIN = 4
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` (an error message, a validator's output) with every secret string in it replaced by
+    :data:`PLACEHOLDER`, longest first. A safety net for text made from real values, not a redaction:
+    what is rendered for people is rendered from redacted variables in the first place."""
+    for secret in sorted({s for s in secrets if len(s) >= SCRUB_MIN}, key=len, reverse=True):
+        text = text.replace(secret, PLACEHOLDER)
+    return text
+
+
+_MISSING = object()
+
+
+def _restore(new: Any, shown: Any, real: Any) -> Any:
+    if new == PLACEHOLDER and shown == PLACEHOLDER and real is not _MISSING:
+        return real
+    if isinstance(new, Mapping) and isinstance(shown, Mapping) and isinstance(real, Mapping):
+        return {
+            key: _restore(item, shown.get(key, _MISSING), real.get(key, _MISSING))
+            for key, item in new.items()
+        }
+    if isinstance(new, list) and isinstance(shown, list | tuple) and isinstance(real, list | tuple):
+        return [
+            _restore(item, shown[i], real[i]) if i < len(shown) and i < len(real) else item
+            for i, item in enumerate(new)
+        ]
+    return new
+
+
+def restore(
+    new: Mapping[str, Any], stored: Mapping[str, Any], secret_names: Iterable[str] = ()
+) -> dict[str, Any]:
+    """``new`` variables sent back from a form or an API client that was shown ``stored`` redacted:
+    wherever ``new`` still holds :data:`PLACEHOLDER` where the redacted ``stored`` had it, the stored real
+    value is put back, so editing one variable never overwrites a secret with ``"<secret>"``. Any other
+    value (a new secret, a removed key) is taken as sent."""
+    return dict(_restore(new, redact(stored, secret_names), stored))
+
+
+#: what an audit diff says for a secret that changed (never its old or new value)
+CHANGED = "changed"
+
+
+def _diff(before: Any, after: Any, shown_before: Any, shown_after: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    keys = list(before) + [k for k in after if k not in before]
+    for key in keys:
+        old, new = before.get(key), after.get(key)
+        if key in before and key in after and old == new:
+            continue
+        seen_old, seen_new = shown_before.get(key), shown_after.get(key)
+        if (
+            isinstance(old, Mapping)
+            and isinstance(new, Mapping)
+            and isinstance(seen_old, Mapping)
+            and isinstance(seen_new, Mapping)
+        ):
+            out[key] = _diff(old, new, seen_old, seen_new)
+        elif PLACEHOLDER in (seen_old, seen_new) or seen_old == seen_new:
+            # a secret, or something whose change is only inside one (a list of users with passwords)
+            out[key] = CHANGED
+        else:
+            out[key] = {"from": seen_old, "to": seen_new}
+    return out
+
+
+def diff(
+    before: Mapping[str, Any], after: Mapping[str, Any], secret_names: Iterable[str] = ()
+) -> dict[str, Any]:
+    """What changed from ``before`` to ``after``, key by key (nested mappings nest), for an audit line:
+    ``{"disk": {"from": "/dev/vda", "to": "/dev/sda"}, "root_password_hash": "changed"}``. The comparison
+    is of the real values; what is written is redacted, so a secret's change is :data:`CHANGED` only.
+    A key added or removed shows ``None`` on its missing side."""
+    names = list(secret_names)
+    return _diff(before, after, redact(before, names), redact(after, names))

@@ -8,6 +8,13 @@ Errors are always ``{"error": {"message": "...", "field": "mac" | null}}`` with 
 input (a refused body or query string also has ``"fields": {"labels.rack": "reason", ...}`` with every
 refusal), 401 no or bad credentials, 403 role, 404, 405, 409 duplicate (MAC, hostname, IP), 413, 415, 503
 the user store cannot be read.
+
+Secret variables (:mod:`netboot.secretvars`) are ``"<secret>"`` in every answer: systems (their own
+variables, with their profile's and group's ``secrets:``), profiles and previews. An admin may ask
+``?reveal=secrets`` on the reads (``GET`` systems, a system, its preview, profiles, a profile); each such
+answer is audited (``reveal-secrets``: who, what, which variables), and anyone else asking gets 403
+(audited as a refusal). A ``PATCH`` whose ``vars`` still hold ``"<secret>"`` where the stored system has
+a secret keeps the stored value there, so reading, changing one variable and writing back loses nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +22,19 @@ from __future__ import annotations
 import time
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request, url_for
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from netboot import registration
-from netboot.inventory import SystemState
+from netboot.inventory import System, SystemState
 from netboot.registration import Duplicate, FieldError, NotFound
+from netboot.secretvars import hidden_paths, restore
 from netboot.store.events import StoredEvent
 from netboot.webapp import preview, schemas
 from netboot.webapp.auth import (
     actor,
+    audit_refusal,
     check_request,
     current_principal,
     public,
@@ -131,6 +140,50 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
     return schemas.Event.of(event).model_dump(mode="json")
 
 
+# ------------------------------------------------------------------------------------------- secrets
+
+REVEAL = "secrets"
+
+
+def reveal_asked() -> bool:
+    """True when this request asks ``?reveal=secrets`` and its caller is an admin; anyone else gets 403
+    (audited as a refusal, like every refusal of a signed-in caller). Any other value reveals nothing
+    (the API's query models refuse it first). The UI's pages use the same."""
+    if request.args.get("reveal") != REVEAL:
+        return False
+    principal = current_principal()
+    if principal is None or not principal.has("admin"):
+        if principal is not None:
+            audit_refusal(principal, "reveal=secrets needs admin")
+        abort(403, "reveal=secrets needs the admin role: secret variables are shown only to admins who ask")
+    return True
+
+
+def audit_reveal(target: str, view: str, names: Any) -> None:
+    """Write a granted reveal to the audit log: who, which page or answer, which variables (never their
+    values)."""
+    services_of(current_app).store.audit.write(
+        actor(), "reveal-secrets", target, {"view": view, "names": names}
+    )
+
+
+def shown(system: System, reveal: bool = False) -> schemas.System:
+    """``system`` as the API answers with it: secret variables redacted unless ``reveal``."""
+    profiles, _ = preview.profile_set(services_of(current_app))
+    return schemas.System.of(preview.shown_system(profiles, system, reveal=reveal))
+
+
+def _kept_secrets(mac: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` with the placeholders sent back in ``variables`` replaced by the stored secrets."""
+    variables = changes.get("variables")
+    if not isinstance(variables, dict):
+        return changes
+    runtime = services_of(current_app)
+    stored = registration.get(runtime, mac)
+    names = preview.system_secret_names(preview.profile_set(runtime)[0], stored)
+    return {**changes, "variables": restore(variables, stored.variables, names)}
+
+
 # --------------------------------------------------------------------------------------------- routes
 
 
@@ -169,9 +222,20 @@ def list_systems() -> Response:
         limit=query.limit,
         offset=query.offset,
     )
+    reveal = reveal_asked()
+    profiles, _ = preview.profile_set(runtime)
+    if reveal:
+        names = {
+            x.mac.colon: found
+            for x in page.systems
+            if (found := hidden_paths(x.variables, preview.system_secret_names(profiles, x)))
+        }
+        audit_reveal("systems", "api list", names)
     return reply(
         schemas.SystemList(
-            systems=[schemas.System.of(x) for x in page.systems],
+            systems=[
+                schemas.System.of(preview.shown_system(profiles, x, reveal=reveal)) for x in page.systems
+            ],
             total=page.total,
             offset=page.offset,
             limit=page.limit,
@@ -194,19 +258,28 @@ def create_system() -> tuple[Response, int, dict[str, str]]:
         local_boot=body.local_boot,
     )
     location = url_for("api.get_system", mac=system.mac.colon)
-    return reply(schemas.System.of(system)), 201, {"Location": location}
+    return reply(shown(system)), 201, {"Location": location}
 
 
 @api.get("/systems/<mac>")
 def get_system(mac: str) -> Response:
-    return reply(schemas.System.of(registration.get(services_of(current_app), mac)))
+    query_of(schemas.RevealQuery)
+    runtime = services_of(current_app)
+    system = registration.get(runtime, mac)
+    reveal = reveal_asked()
+    if reveal:
+        names = hidden_paths(
+            system.variables, preview.system_secret_names(preview.profile_set(runtime)[0], system)
+        )
+        audit_reveal(f"system {system.mac}", "api system", names)
+    return reply(shown(system, reveal))
 
 
 @api.patch("/systems/<mac>")
 def update_system(mac: str) -> Response:
-    changes = body_of(schemas.SystemPatch).changes()
+    changes = _kept_secrets(mac, body_of(schemas.SystemPatch).changes())
     system = registration.set_fields(services_of(current_app), mac, actor(), **changes)
-    return reply(schemas.System.of(system))
+    return reply(shown(system))
 
 
 @api.delete("/systems/<mac>")
@@ -217,7 +290,7 @@ def delete_system(mac: str) -> Response:
 
 @api.post("/systems/<mac>/reinstall")
 def reinstall_system(mac: str) -> Response:
-    return reply(schemas.System.of(registration.reinstall(services_of(current_app), mac, actor())))
+    return reply(shown(registration.reinstall(services_of(current_app), mac, actor())))
 
 
 @api.get("/systems/<mac>/events")
@@ -234,11 +307,15 @@ def system_events(mac: str) -> Response:
 
 @api.get("/systems/<mac>/preview")
 def system_preview(mac: str) -> Response:
+    query_of(schemas.RevealQuery)
     runtime = services_of(current_app)
     system = registration.get(runtime, mac)
     principal = current_principal()
     hide = principal is None or not principal.has("admin")
-    files = preview.preview_system(runtime, system, hide_token=hide)
+    reveal = reveal_asked()
+    if reveal:
+        audit_reveal(f"system {system.mac}", "api preview", preview.system_secret_paths(runtime, system))
+    files = preview.preview_system(runtime, system, hide_token=hide, reveal=reveal)
     return reply(
         schemas.Preview(
             mac=system.mac.colon, files=[schemas.Rendered.model_validate(f.as_json()) for f in files]
@@ -263,7 +340,13 @@ def discovered() -> Response:
 
 @api.get("/profiles")
 def profiles() -> Response:
-    summaries, errors = preview.profile_summaries(services_of(current_app))
+    query_of(schemas.RevealQuery)
+    reveal = reveal_asked()
+    summaries, errors = preview.profile_summaries(services_of(current_app), reveal=reveal)
+    if reveal:
+        audit_reveal(
+            "profiles", "api list", {x.name: list(x.secret_paths) for x in summaries if x.secret_paths}
+        )
     return reply(
         schemas.ProfileList(
             profiles=[schemas.Profile.model_validate(x.as_json()) for x in summaries], errors=errors
@@ -273,9 +356,13 @@ def profiles() -> Response:
 
 @api.get("/profiles/<name>")
 def profile(name: str) -> Response:
-    summary = preview.profile_summary(services_of(current_app), name)
+    query_of(schemas.RevealQuery)
+    reveal = reveal_asked()
+    summary = preview.profile_summary(services_of(current_app), name, reveal=reveal)
     if summary is None:
         raise ApiError(404, f"no profile {name!r}", "name")
+    if reveal:
+        audit_reveal(f"profile {summary.name}", "api profile", list(summary.secret_paths))
     return reply(schemas.Profile.model_validate(summary.as_json()))
 
 

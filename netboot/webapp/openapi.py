@@ -27,7 +27,7 @@ COMMON_ERRORS = (401, 403, 503)
 ERROR_TEXT = {
     400: "Bad input (the field at fault is named)",
     401: "No, wrong, revoked or malformed bearer token",
-    403: "The caller's role may not do this",
+    403: "The caller's role may not do this (reveal=secrets: only admins)",
     404: "Not found",
     409: "MAC, host name or IP already used",
     413: "Body larger than 1 MiB",
@@ -61,6 +61,12 @@ class Route:
 
 
 _BODY_ERRORS = (400, 413, 415)
+#: what every answer carrying variables says about secret ones
+SECRETS_HELP = (
+    "Secret variables (by name: password, passwd, passphrase, pw, secret, token, key and their _hash forms; "
+    "and those the profile's or group's `secrets:` names) are `<secret>` unless an admin asks "
+    "`reveal=secrets` (audited; 403 for anyone else)."
+)
 ROUTES = (
     Route("GET", "/api/v1/me", "me", "Who the token belongs to", schemas.Me),
     Route(
@@ -72,7 +78,9 @@ ROUTES = (
         query=schemas.SystemsQuery,
         errors=(400,),
         description="By host name, then MAC (discovered ones: the one seen last first). "
-        + schemas.PAGING_HELP,
+        + schemas.PAGING_HELP
+        + " "
+        + SECRETS_HELP,
     ),
     Route(
         "POST",
@@ -83,8 +91,18 @@ ROUTES = (
         201,
         body=schemas.SystemCreate,
         errors=(*_BODY_ERRORS, 409),
+        description="The answer's secret variables are `<secret>`.",
     ),
-    Route("GET", "/api/v1/systems/<mac>", "getSystem", "One system", schemas.System, errors=(400, 404)),
+    Route(
+        "GET",
+        "/api/v1/systems/<mac>",
+        "getSystem",
+        "One system",
+        schemas.System,
+        query=schemas.RevealQuery,
+        errors=(400, 404),
+        description=SECRETS_HELP,
+    ),
     Route(
         "PATCH",
         "/api/v1/systems/<mac>",
@@ -94,6 +112,9 @@ ROUTES = (
         schemas.System,
         body=schemas.SystemPatch,
         errors=(*_BODY_ERRORS, 404, 409),
+        description="A `vars` value still `<secret>` where the stored system has a secret keeps the stored "
+        "value, so a read, a change and a write back loses no secret; any other value replaces it. "
+        "The answer's secret variables are `<secret>`.",
     ),
     Route("DELETE", "/api/v1/systems/<mac>", "deleteSystem", "Forget a system", None, 204, errors=(400, 404)),
     Route(
@@ -119,7 +140,10 @@ ROUTES = (
         "systemPreview",
         "The boot script and answer files this system gets now",
         schemas.Preview,
+        query=schemas.RevealQuery,
         errors=(400, 404),
+        description="Rendered with every secret variable as `<secret>` (its install token hidden from "
+        "viewers), unless an admin asks `reveal=secrets` (audited; 403 for anyone else).",
     ),
     Route(
         "GET",
@@ -134,9 +158,25 @@ ROUTES = (
         + schemas.PAGING_HELP,
     ),
     Route(
-        "GET", "/api/v1/profiles", "listProfiles", "Loaded profiles with their status", schemas.ProfileList
+        "GET",
+        "/api/v1/profiles",
+        "listProfiles",
+        "Loaded profiles with their status",
+        schemas.ProfileList,
+        query=schemas.RevealQuery,
+        errors=(400,),
+        description=SECRETS_HELP,
     ),
-    Route("GET", "/api/v1/profiles/<name>", "getProfile", "One profile", schemas.Profile, errors=(404,)),
+    Route(
+        "GET",
+        "/api/v1/profiles/<name>",
+        "getProfile",
+        "One profile",
+        schemas.Profile,
+        query=schemas.RevealQuery,
+        errors=(400, 404),
+        description=SECRETS_HELP,
+    ),
     Route(
         "GET",
         "/api/v1/leases",

@@ -7,6 +7,15 @@ is a change of this file only.
   would get them now (an error is shown as text, never raised).
 * :func:`profile_summary` -> one profile's description, variables, answer files and render status.
 * :func:`profile_validate` -> the installers' own validators (slow: subprocesses), on request.
+* :func:`shown_system` -> a system as people see it: its secret variables redacted.
+
+Secret variables (:mod:`netboot.secretvars`: the name rule, and the ``secrets:`` of the machine's profile
+and group) are redacted in everything here unless the caller passes ``reveal=True``, which the UI and API
+do only for an admin who asked ``?reveal=secrets`` (and audit). Previews are *rendered* from redacted
+variables (site, profile, group and system layers alike), so a template that transforms a secret (quotes
+it, base64s it) shows the placeholder transformed, never the secret. Text made from real values (render
+and validator problems of a profile) is scrubbed of the secrets it may quote. Only the machine-facing
+routes, which do not come through here, render with the real values.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from flask import has_request_context, request
 
 from netboot.inventory import System, SystemState
 from netboot.plain import plain
-from netboot.profiles import Profile, ProfileSet
+from netboot.profiles import Group, Profile, ProfileSet, secret_names
 from netboot.registration import load_profile_set
 from netboot.render import (
     KINDS,
@@ -30,6 +39,7 @@ from netboot.render import (
     render_boot_script,
     sample_system,
 )
+from netboot.secretvars import hidden_paths, redact, scrub, secret_strings
 from netboot.webapp.services import WebServices
 
 HIDDEN_TOKEN = "token-hidden-from-viewers"
@@ -60,6 +70,8 @@ class ProfileSummary:
     installs: bool
     file: str
     problems: list[str] = field(default_factory=list)
+    #: where :attr:`variables` has (or, revealed, had) a secret: for the audit line of a reveal
+    secret_paths: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -92,29 +104,102 @@ def profile_set(services: WebServices) -> tuple[ProfileSet, list[str]]:
     return load_profile_set(services)
 
 
-def preview_system(services: WebServices, system: System, *, hide_token: bool = False) -> list[Rendered]:
+def system_secret_names(profiles: ProfileSet, system: System) -> frozenset[str]:
+    """The explicit secret names for ``system``: its profile's and its group's ``secrets:``."""
+    profile, group = profiles.select(system, system.arch)
+    return secret_names(profile, group)
+
+
+def shown_system(profiles: ProfileSet, system: System, *, reveal: bool = False) -> System:
+    """``system`` with its secret variables redacted (as they are, with ``reveal``)."""
+    if reveal or not system.variables:
+        return system
+    return replace(system, variables=redact(system.variables, system_secret_names(profiles, system)))
+
+
+def system_secret_paths(services: WebServices, system: System) -> list[str]:
+    """Which variables of ``system`` (its own, its profile's, its group's, the site's) are secret:
+    what a reveal of its page or preview shows, for the audit line."""
+    profiles, _ = load_profile_set(services)
+    profile, group = profiles.select(system, system.arch)
+    names = secret_names(profile, group)
+    found: set[str] = set()
+    for layer in _layers(services, profile, group, system):
+        found.update(hidden_paths(layer, names))
+    return sorted(found)
+
+
+def _layers(
+    services: WebServices, profile: Profile | None, group: Group | None, system: System | None
+) -> list[Any]:
+    facts = services.core.facts(None)
+    return [
+        plain(layer)
+        for layer in (
+            facts.variables,
+            profile.variables if profile else None,
+            group.variables if group else None,
+            system.variables if system else None,
+        )
+        if layer
+    ]
+
+
+def _redacted_inputs(
+    facts: ServerFacts,
+    profile: Profile | None,
+    group: Group | None,
+    system: System | None,
+    names: frozenset[str],
+) -> tuple[ServerFacts, Profile | None, Group | None, System | None]:
+    """Every layer of ``vars`` redacted on its own: the merge of redacted layers is the redacted merge,
+    since whether a key is secret depends on its path and the names, never on its value."""
+    return (
+        replace(facts, variables=redact(facts.variables, names)),
+        replace(profile, variables=redact(profile.variables, names)) if profile else None,
+        replace(group, variables=redact(group.variables, names)) if group else None,
+        replace(system, variables=redact(system.variables, names)) if system else None,
+    )
+
+
+def preview_system(
+    services: WebServices, system: System, *, hide_token: bool = False, reveal: bool = False
+) -> list[Rendered]:
     """The iPXE boot script this system gets if it boots now, then each answer file of its profile.
 
     The decision is the boot core's, the same one DHCP and the ``boot`` blueprint make; nothing is stored
-    and no event is recorded.
+    and no event is recorded. Secret variables are rendered as the placeholder unless ``reveal``.
     """
     profiles, _ = load_profile_set(services)
     facts = server_facts(services)
     if hide_token and system.token:
         system = replace(system, token=HIDDEN_TOKEN)
     choice = services.core.choice(system, system.arch)
+    profile, group = (None, None)
+    if system.state is not SystemState.DISCOVERED:
+        profile, group = profiles.select(system, system.arch)
+    if not reveal:
+        names = secret_names(choice.profile, choice.group) | secret_names(profile, group)
+        script_facts, c_profile, c_group, c_system = _redacted_inputs(
+            facts, choice.profile, choice.group, choice.system, names
+        )
+        choice = replace(choice, profile=c_profile, group=c_group, system=c_system)
+        facts, profile, group, shown = _redacted_inputs(facts, profile, group, system, names)
+        assert shown is not None
+        system = shown
+    else:
+        script_facts = facts
     out: list[Rendered] = []
     label = f"boot.ipxe ({choice.reason})"
     if choice.skips_dhcp:
         label = f"boot.ipxe ({choice.reason}; DHCP gives it no boot file, so it only gets this if it asks)"
     try:
-        script = services.core.render("ipxe", choice, facts)
+        script = services.core.render("ipxe", choice, script_facts)
         out.append(Rendered(label, "ipxe", content=script))
     except (RenderError, ValueError) as exc:
         out.append(Rendered(label, "ipxe", error=str(exc)))
     if system.state is SystemState.DISCOVERED:
         return out
-    profile, group = profiles.select(system, system.arch)
     if profile is None:
         if system.profile:
             out.append(Rendered("answer files", "-", error=f"profile {system.profile!r} is not loaded"))
@@ -126,6 +211,14 @@ def preview_system(services: WebServices, system: System, *, hide_token: bool = 
         except (RenderError, UnknownAnswerFile, ValueError) as exc:
             out.append(Rendered(name, profile.kind, error=str(exc)))
     return out
+
+
+def _profile_secrets(services: WebServices, profile: Profile) -> set[str]:
+    """The secret strings a render of ``profile`` for its sample machine may contain (for :func:`scrub`)."""
+    found: set[str] = set()
+    for layer in _layers(services, profile, None, None):
+        found |= secret_strings(layer, profile.secrets)
+    return found
 
 
 def _render_problems(services: WebServices, profiles: ProfileSet, profile: Profile) -> list[str]:
@@ -146,33 +239,42 @@ def _render_problems(services: WebServices, profiles: ProfileSet, profile: Profi
 
 
 def _summary(
-    services: WebServices, profiles: ProfileSet, profile: Profile, load_errors: list[str]
+    services: WebServices,
+    profiles: ProfileSet,
+    profile: Profile,
+    load_errors: list[str],
+    reveal: bool,
 ) -> ProfileSummary:
     mine = [e for e in load_errors if str(profile.dir) in e]
+    variables = plain(profile.variables)
     return ProfileSummary(
         name=profile.name,
         kind=profile.kind,
         description=profile.description,
         parent=profile.parent,
         lineage=tuple(profile.lineage),
-        variables=plain(profile.variables),
+        variables=variables if reveal else redact(variables, profile.secrets),
         answer_files=tuple(profile.answer_files),
         installs=profile.installs,
         file=str(profile.file),
         problems=mine + _render_problems(services, profiles, profile),
+        secret_paths=tuple(hidden_paths(variables, profile.secrets)),
     )
 
 
-def profile_summaries(services: WebServices) -> tuple[list[ProfileSummary], list[str]]:
-    """Every loaded profile with its status, and the load errors (including profiles that failed)."""
+def profile_summaries(
+    services: WebServices, *, reveal: bool = False
+) -> tuple[list[ProfileSummary], list[str]]:
+    """Every loaded profile with its status, and the load errors (including profiles that failed).
+    Secret variables are redacted unless ``reveal``."""
     profiles, errors = load_profile_set(services)
-    return [_summary(services, profiles, p, errors) for p in profiles], errors
+    return [_summary(services, profiles, p, errors, reveal) for p in profiles], errors
 
 
-def profile_summary(services: WebServices, name: str) -> ProfileSummary | None:
+def profile_summary(services: WebServices, name: str, *, reveal: bool = False) -> ProfileSummary | None:
     profiles, errors = load_profile_set(services)
     profile = profiles.get(name)
-    return _summary(services, profiles, profile, errors) if profile else None
+    return _summary(services, profiles, profile, errors, reveal) if profile else None
 
 
 def profile_validate(services: WebServices, name: str) -> list[str] | None:
@@ -181,7 +283,9 @@ def profile_validate(services: WebServices, name: str) -> list[str] | None:
     profile = profiles.get(name)
     if profile is None:
         return None
-    return [str(p) for p in check_profile(profiles, profile, server_facts(services), timeout=20)]
+    problems = check_profile(profiles, profile, server_facts(services), timeout=20)
+    secrets = _profile_secrets(services, profile)
+    return [scrub(str(p), secrets) for p in problems]
 
 
 def profile_names(services: WebServices) -> list[str]:

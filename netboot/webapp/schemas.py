@@ -139,7 +139,19 @@ class PageQuery(Query):
     offset: int = Field(0, ge=0, le=2**31, description="rows to skip: 0 is the first page")
 
 
-class SystemsQuery(PageQuery):
+REVEAL_HELP = (
+    "`secrets`: show secret variables (root password hashes, tokens: see docs/security.md) as they are "
+    "instead of `<secret>`. Admin only (403 for anyone else); every reveal is written to the audit log"
+)
+
+
+class RevealQuery(Query):
+    """``?reveal=secrets``, on every answer that carries variables."""
+
+    reveal: Literal["secrets"] | None = Field(None, description=REVEAL_HELP)
+
+
+class SystemsQuery(PageQuery, RevealQuery):
     state: State | None = Field(None, description="discovered lists unknown machines seen booting")
     profile: str | None = None
     q: str = Field("", description="substring of MAC, host name, profile, IP or state")
