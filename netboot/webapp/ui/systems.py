@@ -1,5 +1,10 @@
 """UI pages: systems (list, register one or many, edit, reinstall, remove), discovered machines,
-profiles and leases."""
+profiles and leases.
+
+Secret variables are ``<secret>`` on every page (the system's variables and preview, the profile's
+variables, the edit form); an admin may add ``?reveal=secrets`` to a system or profile page (audited; 403
+for viewers). The edit form sends back ``<secret>`` where it showed it: the stored value is kept there.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from netboot import registration
 from netboot.inventory import SystemState
 from netboot.registration import FieldError, NotFound
+from netboot.secretvars import restore
 from netboot.store.systems import SystemPage
 from netboot.webapp import preview
-from netboot.webapp.api import event_json
+from netboot.webapp.api import audit_reveal, event_json, reveal_asked
 from netboot.webapp.auth import actor
 from netboot.webapp.ui.blueprint import Page, _is_admin, _runtime, fmt_json, ui
 
@@ -161,12 +167,17 @@ def system(mac: str) -> Page:
     found = _load_system(mac)
     if found is None:
         return render_template("error.html", status=404, message=f"No system {mac}."), 404
+    reveal = reveal_asked()
+    if reveal:
+        audit_reveal(f"system {found.mac}", "ui system", preview.system_secret_paths(runtime, found))
     runtime.store.events.wait_idle(0.25)  # so "registered by ..." is there right after registering
     events = runtime.store.events.list(found.mac, limit=200)
-    files = preview.preview_system(runtime, found, hide_token=not _is_admin())
+    files = preview.preview_system(runtime, found, hide_token=not _is_admin(), reveal=reveal)
+    profiles, _ = preview.profile_set(runtime)
     return render_template(
         "system.html",
-        system=found,
+        system=preview.shown_system(profiles, found, reveal=reveal),
+        revealed=reveal,
         events=[event_json(e) for e in events],
         last_id=events[-1].id if events else 0,
         files=files,
@@ -180,11 +191,13 @@ def system_edit(mac: str) -> Page:
     if found is None:
         return render_template("error.html", status=404, message=f"No system {mac}."), 404
     profiles = preview.installer_profile_names(runtime)
+    names = preview.system_secret_names(preview.profile_set(runtime)[0], found)
     if request.method == "GET":
+        shown = preview.shown_system(preview.profile_set(runtime)[0], found)
         return render_template(
             "system_form.html",
             mode="edit",
-            values=_system_form_values(found),
+            values=_system_form_values(shown),
             errors={},
             profiles=profiles,
             system=found,
@@ -193,6 +206,8 @@ def system_edit(mac: str) -> Page:
     values["mac"] = found.mac.colon
     try:
         variables = registration.parse_variables_text(values["vars"])
+        if variables:
+            variables = restore(variables, found.variables, names)
         registration.set_fields(
             runtime,
             found.mac,
@@ -294,21 +309,25 @@ def discovered_register(mac: str) -> Page:
 
 @ui.get("/profiles")
 def profiles() -> Page:
-    summaries, errors = preview.profile_summaries(_runtime())
+    summaries, errors = preview.profile_summaries(_runtime())  # the list shows no variables: no reveal
     return render_template("profiles.html", profiles=summaries, errors=errors)
 
 
 @ui.get("/profiles/<name>")
 def profile(name: str) -> Page:
     runtime = _runtime()
-    summary = preview.profile_summary(runtime, name)
+    reveal = reveal_asked()
+    summary = preview.profile_summary(runtime, name, reveal=reveal)
     if summary is None:
         return render_template("error.html", status=404, message=f"No profile {name}."), 404
+    if reveal:
+        audit_reveal(f"profile {summary.name}", "ui profile", list(summary.secret_paths))
     validated = preview.profile_validate(runtime, name) if request.args.get("validate") == "1" else None
     return render_template(
         "profile.html",
         profile=summary,
         validated=validated,
+        revealed=reveal,
         kind_description=preview.kind_description(summary.kind),
     )
 
