@@ -171,7 +171,7 @@ def build_daemon(config: Config) -> Daemon:
             daemon.servers["dns"] = dns
             daemon.descriptions.append(f"dns ({config.dns.domain}) on {bind}:{dns.port}")
         if config.http_enabled:
-            http = HttpServer(create_app(runtime), bind, config.ports.http)
+            http = HttpServer(create_app(runtime), bind, config.ports.http, limits=config.http)
             daemon.servers["http"] = http
             daemon.descriptions.append(f"http on {bind}:{http.port}")
     except BaseException:
