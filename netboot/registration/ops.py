@@ -13,6 +13,11 @@ same audit line whichever way it came in:
 Every refusal is a :class:`FieldError` naming the input at fault (``mac``, ``profile``, ``hostname``,
 ``ip``, ``vars``, ``labels``, ``state``). Every change writes an audit entry (who, what, when) and an
 ``admin`` event on the system's timeline.
+
+Audit details never hold a secret variable's value (:mod:`netboot.secretvars`: the name rule and the
+``secrets:`` of the system's profile and group): a registration or removal lists them as ``<secret>``, an
+edit compares the real values and writes ``{"vars": {"root_password_hash": "changed", "disk": {"from": ...,
+"to": ...}}}``, so the log says that a secret changed, never what it was or became.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from netboot.boot.core import new_token
 from netboot.events import Event
 from netboot.inventory import System, SystemState
 from netboot.mac import MacAddress
+from netboot.profiles import secret_names
 from netboot.registration.fields import (
     UNSET,
     Duplicate,
@@ -40,6 +46,8 @@ from netboot.registration.fields import (
     check_variables,
     parse_mac,
 )
+from netboot.secretvars import diff as secret_diff
+from netboot.secretvars import redact
 from netboot.store.systems import Conflict
 
 if TYPE_CHECKING:
@@ -114,13 +122,20 @@ def _audit(deps: Deps, actor: str, action: str, mac: MacAddress, detail: dict[st
     deps.store.audit.write(actor, action, f"system {mac}", detail)
 
 
-def _describe(system: System) -> dict[str, Any]:
+def _secret_names(deps: Deps, system: System) -> frozenset[str]:
+    """The explicit secret variable names of ``system``: its profile's and group's ``secrets:``."""
+    return secret_names(*profiles_of(deps).select(system, system.arch))
+
+
+def _describe(system: System, names: frozenset[str] | None = None) -> dict[str, Any]:
+    """The fields of ``system`` an audit line shows; with ``names``, its variables redacted."""
+    variables = dict(system.variables)
     return {
         "profile": system.profile,
         "hostname": system.hostname,
         "ip": str(system.ip) if system.ip else None,
         "state": system.state.value,
-        "vars": dict(system.variables),
+        "vars": variables if names is None else redact(variables, names),
         "labels": dict(system.labels),
         "local_boot": system.local_boot,
     }
@@ -202,7 +217,7 @@ def register(
     except KeyError:
         raise FieldError("mac", f"{system.mac} was removed meanwhile") from None
     action = "register-discovered" if existing is not None else "register"
-    _audit(deps, actor, action, system.mac, _describe(system))
+    _audit(deps, actor, action, system.mac, _describe(system, _secret_names(deps, system)))
     _admin_event(
         deps,
         system.mac,
@@ -259,6 +274,9 @@ def set_fields(
     diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     if not diff:
         return system
+    if "vars" in diff:  # compared on the real values above; written key by key, secrets as "changed"
+        names = _secret_names(deps, system) | _secret_names(deps, changed)
+        diff["vars"] = secret_diff(before["vars"], after["vars"], names)
     _conflicts(deps, changed)
     try:
         deps.store.systems.save(changed)
@@ -297,7 +315,7 @@ def remove(deps: Deps, mac: str | MacAddress, actor: str = "cli") -> System:
     system = get(deps, mac)
     if not deps.store.systems.remove(system.mac):
         raise NotFound("mac", f"no system {system.mac}")
-    _audit(deps, actor, "remove", system.mac, _describe(system))
+    _audit(deps, actor, "remove", system.mac, _describe(system, _secret_names(deps, system)))
     _admin_event(deps, system.mac, f"removed by {actor}", actor=actor)
     return system
 
