@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from netboot.cli.common import actor, echo_json, fail, state_options, store_of, when
-from netboot.store.accounts import ROLES, AccountError
+from netboot.store.accounts import ROLES, AccountError, parse_duration
 
 
 @click.group()
@@ -114,19 +114,47 @@ def user_password(config_file: Path | None, data_dir: Path | None, name: str, pa
 
 @click.group()
 def token() -> None:
-    """API bearer tokens (Authorization: Bearer ...); a token acts with its user's role."""
+    """API bearer tokens (Authorization: Bearer ...), for /api/v1 only (never the UI).
+
+    A token acts with its own role when it has one (--role), never with more than its user's, and stops
+    working when it expires (--expires) or is revoked.
+    """
+
+
+def _lifetime(text: str | None) -> float | None:
+    """--expires: seconds, or None for ``never`` (until revoked)."""
+    if text is None or text.strip().lower() == "never":
+        return None
+    return parse_duration(text)
 
 
 @token.command("create")
 @state_options
 @click.option("--user", "user_name", required=True, metavar="NAME", help="The user the token acts as.")
 @click.option("--name", "label", default="cli", show_default=True, metavar="LABEL", help="What it is for.")
-def token_create(config_file: Path | None, data_dir: Path | None, user_name: str, label: str) -> None:
+@click.option(
+    "--expires",
+    metavar="DURATION",
+    help="Stop working after DURATION (30d, 12h, 1d12h, 90m, 2w; at most ten years) [default: never].",
+)
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="Act with this role, never more than the user's [default: the user's role, as it changes].",
+)
+def token_create(
+    config_file: Path | None,
+    data_dir: Path | None,
+    user_name: str,
+    label: str,
+    expires: str | None,
+    role: str | None,
+) -> None:
     """Create a token and print it once (only its hash is stored).
 
     \b
     Example:
-      TOKEN=$(netboot token create --user admin --name ansible)
+      TOKEN=$(netboot token create --user admin --name ansible --expires 30d --role viewer)
       curl -H "Authorization: Bearer $TOKEN" http://server:8080/api/v1/systems
     """
     store = store_of(config_file, data_dir)
@@ -134,14 +162,16 @@ def token_create(config_file: Path | None, data_dir: Path | None, user_name: str
         owner = store.users.get(user_name)
         if owner is None:
             fail(f"--user: no user {user_name!r} (see netboot user list)")
-        made, secret = store.tokens.create(owner, label)
-        detail = {"user": owner.name, "name": made.name}
+        made, secret = store.tokens.create(owner, label, lifetime=_lifetime(expires), role=role)
+        detail = {"user": owner.name, "name": made.name, "expires": made.expires, "role": made.role}
         store.audit.write(actor(), "token-create", f"token {made.id}", detail)
     except AccountError as exc:
-        fail(f"--name: {exc}")
+        fail(f"--{exc.field}: {exc}")
     finally:
         store.close()
-    click.echo(f"token {made.id} for {owner.name} ({owner.role}); shown only now:", err=True)
+    acting = made.role or f"{owner.role}, as its user"
+    until = f"expires {when(made.expires, seconds=False)}" if made.expires else "never expires"
+    click.echo(f"token {made.id} for {owner.name} (acts as {acting}; {until}); shown only now:", err=True)
     click.echo(secret)
 
 
@@ -149,7 +179,7 @@ def token_create(config_file: Path | None, data_dir: Path | None, user_name: str
 @state_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
+    """List tokens (never their secrets), with their role, expiry and status."""
     store = store_of(config_file, data_dir)
     try:
         tokens = store.tokens.list()
@@ -163,9 +193,12 @@ def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -
                     "name": t.name,
                     "user": t.user,
                     "hint": t.hint,
+                    "role": t.role,
                     "created": t.created,
+                    "expires": t.expires,
                     "last_used": t.last_used,
                     "revoked": t.revoked,
+                    "status": t.status,
                 }
                 for t in tokens
             ]
@@ -174,12 +207,16 @@ def token_list(config_file: Path | None, data_dir: Path | None, as_json: bool) -
     if not tokens:
         click.echo("no tokens")
         return
-    click.echo(f"{'ID':<5}{'LABEL':<20}{'USER':<16}{'STARTS WITH':<14}{'CREATED':<18}{'LAST USED':<18}STATUS")
+    click.echo(
+        f"{'ID':<5}{'LABEL':<20}{'USER':<16}{'STARTS WITH':<14}{'ROLE':<8}{'CREATED':<18}{'EXPIRES':<18}"
+        f"{'LAST USED':<18}STATUS"
+    )
     for t in tokens:
-        status = "active" if t.active else "revoked"
+        expires = when(t.expires, seconds=False) if t.expires else "never"
+        created, used = when(t.created, seconds=False), when(t.last_used, seconds=False)
         click.echo(
-            f"{t.id:<5}{t.name[:19]:<20}{t.user[:15]:<16}{t.hint:<14}{when(t.created, seconds=False):<18}"
-            f"{when(t.last_used, seconds=False):<18}{status}"
+            f"{t.id:<5}{t.name[:19]:<20}{t.user[:15]:<16}{t.hint:<14}{t.role or 'user':<8}"
+            f"{created:<18}{expires:<18}{used:<18}{t.status}"
         )
 
 

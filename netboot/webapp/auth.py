@@ -1,4 +1,4 @@
-"""Who is asking, and may they: sessions, bearer tokens, roles, CSRF and the login rate limit.
+"""Who is asking, and may they: sessions, bearer tokens, roles, CSRF and the sign-in limiter.
 
 Rules (each one tested in ``tests/web``):
 
@@ -6,18 +6,26 @@ Rules (each one tested in ``tests/web``):
   ``before_request`` hook; only views marked :func:`public` (sign-in page, OpenAPI document) skip it.
   Viewers may only read (GET/HEAD); every other method needs the ``admin`` role unless the view is marked
   :func:`any_role` (sign out, a user's own tokens). :func:`role_required` raises the bar for a view.
+  Every refusal of a signed-in caller (403) is audited with the caller, the method and the path.
 * **Fail closed.** Any error while reading users, sessions or tokens answers 503 and lets nobody in; a
   user with an unknown role gets nothing.
-* **Bearer tokens** (``Authorization: Bearer nbt_...``) are looked up by SHA-256 digest; a present but
-  wrong, revoked, empty or non-Bearer header is 401, never a fallback to the cookie.
+* **Bearer tokens are for the API only** (``Authorization: Bearer nbt_...``, looked up by SHA-256
+  digest). On ``/ui`` a bearer header is refused (403) on every route, the sign-in page included, and is
+  never read as an identity, with or without a cookie: a leaked token cannot mint another token or add a
+  user, so revoking it ends the intrusion. On the API a present but wrong, revoked, expired, empty or
+  non-Bearer header is 401, never a fallback to the cookie. A token acts with its own role when it has one,
+  never with more than its user's (:func:`netboot.store.accounts.effective_role`).
 * **Sessions**: the signed cookie carries a random session id whose hash is stored server-side (sign-out
   and password changes end it) and the CSRF token. Cookies are always HttpOnly and SameSite=Lax;
-  ``Secure`` follows ``NETBOOT_COOKIE_SECURE``: ``auto`` (default: when the request came over HTTPS, e.g.
-  through a TLS proxy that waitress trusts), ``always`` or ``never``.
+  ``Secure`` follows ``NETBOOT_COOKIE_SECURE``: ``auto`` (default: when the request came over HTTPS,
+  directly or as a proxy in ``http.trusted-proxies`` says with ``X-Forwarded-Proto``, see
+  :mod:`netboot.webapp.proxy`), ``always`` or ``never``.
 * **CSRF**: every unsafe request made with the session cookie must carry the session's token, in the
   ``csrf_token`` form field (UI) or the ``X-CSRF-Token`` header (API calls from the page's JavaScript).
-* **Login rate limit**: failures per client address and per user name in a sliding window; over the
-  limit, sign-in answers 429 with ``Retry-After`` whatever the password.
+* **Sign-in limiter** (:mod:`netboot.webapp.login_limit`): growing delays per source address and per user
+  name, never a lock; a browser that signed in as a name before carries a signed *device cookie* and is
+  limited under its own key instead of the name's, so an attack on the name cannot keep its owner out.
+  While a key waits, sign-in answers 429 with ``Retry-After`` whatever the password.
 """
 
 from __future__ import annotations
@@ -26,9 +34,6 @@ import hmac
 import logging
 import os
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -51,7 +56,9 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from netboot.store.accounts import ApiToken, User
+from netboot.store.accounts import ApiToken, User, effective_role
+from netboot.webapp.device import device_of
+from netboot.webapp.login_limit import LoginLimiter
 
 log = logging.getLogger("netboot.web")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,8 +100,14 @@ class Principal:
         """How audit lines name this caller."""
         return f"{self.user.name} (token {self.token.id})" if self.token else self.user.name
 
+    @property
+    def role(self) -> str | None:
+        """The role this request acts with: a session its user's; a token its own role when it has one,
+        never more than its user's; None when unknown (such a caller gets nothing)."""
+        return effective_role(self.user.role, self.token.role if self.token else None)
+
     def has(self, role: str) -> bool:
-        mine = ROLE_RANK.get(self.user.role)
+        mine = ROLE_RANK.get(self.role or "")
         return mine is not None and mine >= ROLE_RANK[role]
 
 
@@ -146,21 +159,31 @@ def _store() -> Any:
     return services_of(current_app).store
 
 
+def _bearer() -> str | None:
+    """The request's bearer secret ("" when the scheme is Bearer but nothing follows), else None."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+def _token_principal(secret: str) -> Principal | None:
+    try:
+        found = _store().tokens.authenticate(secret)
+    except Exception as exc:
+        log.error("cannot read API tokens: %s", exc)
+        raise AuthUnavailable(str(exc)) from None
+    if found is None:
+        return None
+    token, user = found
+    return Principal(user, "token", token)
+
+
 def _resolve() -> Principal | None:
+    # Tokens are read on the API only: anywhere else (the UI, its error pages) only the session counts,
+    # so a page never acts for, or even names, a token's user.
     header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            return None
-        try:
-            found = _store().tokens.authenticate(secret.strip())
-        except Exception as exc:
-            log.error("cannot read API tokens: %s", exc)
-            raise AuthUnavailable(str(exc)) from None
-        if found is None:
-            return None
-        token, user = found
-        return Principal(user, "token", token)
+    if header is not None and request.blueprint == "api":
+        secret = _bearer()
+        return _token_principal(secret) if secret else None
     sid = session.get("sid")
     if not isinstance(sid, str) or not sid:
         return None
@@ -213,9 +236,12 @@ def deny(status: int, message: str) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go to after sign-in (never another site)."""
+    """A local path to go to after sign-in (never another site, never a control character: a CR/LF
+    would split the Location header)."""
     default = url_for("ui.systems")
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    if not target.isprintable():
         return default
     parts = urlsplit(target)
     if (
@@ -228,8 +254,35 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def audit_refusal(principal: Principal, reason: str) -> None:
+    """Write a refused action (403) of a known caller to the audit log: who, the method and the path.
+    Only callers with valid credentials reach this, so strangers cannot fill the log."""
+    try:
+        _store().audit.write(
+            principal.actor, "refused", f"{request.method} {request.path}"[:512], {"reason": reason}, ok=False
+        )
+    except Exception:
+        log.exception("could not write the audit log")
+
+
+def _refuse_token_on_ui() -> Response:
+    """A bearer token on ``/ui``: refused whatever it is, audited when it is a real one (it leaked, or a
+    script is pointed at the wrong place)."""
+    message = "API tokens work only on /api/v1/; sign in with a user name and password to use the UI"
+    secret = _bearer()
+    try:
+        principal = _token_principal(secret) if secret else None
+    except AuthUnavailable:
+        principal = None
+    if principal is not None:
+        audit_refusal(principal, "API token on the UI")
+    return deny(403, message)
+
+
 def check_request() -> Response | None:
     """The ``before_request`` hook of ``api`` and ``ui``: sign-in, role and CSRF; None lets it through."""
+    if request.blueprint == "ui" and _bearer() is not None:
+        return _refuse_token_on_ui()
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None:  # 404/405: nothing to protect; the error handler answers
         return None
@@ -248,10 +301,11 @@ def check_request() -> Response | None:
             503, "the user store cannot be read: nobody can sign in until it is repaired (see the server log)"
         )
     if principal is None:
-        if request.headers.get("Authorization") is not None:
-            return deny(401, "invalid, revoked or malformed bearer token")
+        if request.blueprint == "api" and request.headers.get("Authorization") is not None:
+            return deny(401, "invalid, expired, revoked or malformed bearer token")
         return deny(401, "sign-in required")
-    if principal.user.role not in ROLE_RANK:
+    if principal.role is None:
+        audit_refusal(principal, "unknown role")
         return deny(403, f"user {principal.user.name} has an unknown role")
     needed = getattr(view, "_netboot_role", None)
     if (
@@ -261,7 +315,11 @@ def check_request() -> Response | None:
     ):
         needed = "admin"
     if needed is not None and not principal.has(needed):
-        return deny(403, f"this needs the {needed} role; {principal.user.name} is {principal.user.role}")
+        acting = f"{principal.user.name} is {principal.role}"
+        if principal.token is not None and principal.role != principal.user.role:
+            acting = f"token {principal.token.id} of {principal.user.name} acts as {principal.role}"
+        audit_refusal(principal, f"needs {needed}")
+        return deny(403, f"this needs the {needed} role; {acting}")
     if principal.via == "session" and request.method not in SAFE_METHODS and not csrf_ok():
         return deny(
             400 if request.blueprint == "ui" else 403,
@@ -295,53 +353,17 @@ def csrf_ok() -> bool:
 # ------------------------------------------------------------------------------------- sign in / out
 
 
-class RateLimiter:
-    """Failed sign-ins per key (client address, user name) in a sliding window. Thread-safe, bounded."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0, max_keys: int = 10000) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.get(key)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            self._fails.pop(key, None)
-        return q
-
-    def retry_after(self, keys: list[str], now: float | None = None) -> float:
-        """Seconds until a sign-in may be tried again under every key (0 = now)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            waits = [q[0] + self.window - now for k in keys if len(q := self._recent(k, now)) >= self.limit]
-        return max(waits, default=0.0)
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if len(self._fails) >= self.max_keys:
-                for key in list(self._fails)[: self.max_keys // 10]:
-                    del self._fails[key]
-            for key in keys:
-                self._fails.setdefault(key, deque(maxlen=self.limit * 4)).append(now)
-
-    def succeeded(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._fails.pop(key, None)
-
-
-def limiter() -> RateLimiter:
-    found: RateLimiter = current_app.extensions["netboot_login_limiter"]
+def limiter() -> LoginLimiter:
+    found: LoginLimiter = current_app.extensions["netboot_login_limiter"]
     return found
 
 
 def limit_keys(name: str) -> list[str]:
-    return [f"ip:{request.remote_addr}", f"user:{name.lower()}"]
+    """The limiter keys of a sign-in as ``name`` from this request: its source address, and the browser
+    when it signed in as that name before, else the name itself."""
+    device, names = device_of(request)
+    who = f"device:{device}" if name and name in names else f"user:{name.lower()}"
+    return [f"ip:{request.remote_addr}", who]
 
 
 def sign_in(user: User) -> None:
@@ -417,7 +439,7 @@ def init_app(app: Flask, data_dir: Path) -> None:
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
     app.config.setdefault("NETBOOT_COOKIE_SECURE", os.environ.get("NETBOOT_COOKIE_SECURE", "auto"))
-    app.extensions["netboot_login_limiter"] = RateLimiter()
+    app.extensions["netboot_login_limiter"] = LoginLimiter()
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = _template_user
 

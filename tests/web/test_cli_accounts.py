@@ -75,3 +75,59 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
     assert code == 2 and "no user 'nobody'" in err
     code, _, err = run(data, "token", "revoke", "42")
     assert code == 2 and "no token 42" in err
+
+
+def test_token_create_with_expiry_and_role(tmp_path: Path) -> None:
+    """``--expires 30d --role viewer``: the token reads but cannot write, stops after its time, and
+    ``token list`` (table and JSON) shows both."""
+    import time
+
+    data = tmp_path / "data"
+    assert run(data, "user", "add", "ops", "--password-stdin", stdin="ops-password-1\n")[0] == 0
+    code, out, err = run(data, "token", "create", "--user", "ops", "--name", "ro", "--expires", "30d",
+                         "--role", "viewer")
+    assert code == 0, err
+    assert "acts as viewer" in err and "expires" in err
+    secret = out.strip()
+    code, out, _ = run(data, "token", "list", "--json")
+    [listed] = json.loads(out)
+    assert listed["role"] == "viewer" and listed["status"] == "active"
+    assert abs(listed["expires"] - (time.time() + 30 * 86400)) < 120
+    code, out, _ = run(data, "token", "list")
+    header, row = out.splitlines()
+    assert "ROLE" in header and "EXPIRES" in header
+    column = header.index("EXPIRES")
+    assert row[header.index("ROLE"):].startswith("viewer ")
+    assert row[column:].split()[0] == time.strftime("%Y-%m-%d", time.localtime(listed["expires"]))
+
+    rt = make_runtime(data)
+    try:
+        from netboot.webapp import create_app
+
+        client = create_app(rt).test_client()
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/api/v1/systems", headers=auth).status_code == 200
+        resp = client.post("/api/v1/systems", json={"mac": "52:54:00:00:00:01", "profile": "x"}, headers=auth)
+        assert resp.status_code == 403  # the token is a viewer although its user is an admin
+        created = rt.store.audit.list()[-2]
+        assert created.action == "token-create" and created.detail["role"] == "viewer"
+        assert created.detail["expires"] == listed["expires"]
+    finally:
+        rt.close()
+
+
+def test_token_create_refuses_bad_expiry_and_role(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run(data, "user", "add", "vic", "--role", "viewer", "--password-stdin", stdin="vic-password-1\n")
+    code, _, err = run(data, "token", "create", "--user", "vic", "--expires", "soon")
+    assert code == 2 and "--expires" in err and "30d" in err
+    code, _, err = run(data, "token", "create", "--user", "vic", "--expires", "0s")
+    assert code == 2 and "--expires" in err
+    code, _, err = run(data, "token", "create", "--user", "vic", "--role", "admin")
+    assert code == 2 and "--role" in err  # never more than its user
+    code, _, err = run(data, "token", "create", "--user", "vic", "--role", "root")
+    assert code == 2 and "root" in err
+    code, out, _ = run(data, "token", "list")
+    assert out.strip() == "no tokens"
+    code, out, err = run(data, "token", "create", "--user", "vic", "--expires", "never")
+    assert code == 0 and "never expires" in err

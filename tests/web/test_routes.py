@@ -114,6 +114,8 @@ def test_nothing_outside_the_allowlist_answers_without_auth(app: Flask, seeded: 
             resp = client.open(url, method=method, headers=headers, json={} if method != "GET" else None)
             if url.startswith("/api/"):
                 assert resp.status_code == 401, (method, url, headers, resp.status_code)
+            elif headers.get("Authorization", "").startswith("Bearer"):
+                assert resp.status_code == 403, (method, url, resp.status_code)  # tokens: API only
             else:
                 assert resp.status_code in (302, 401), (method, url, resp.status_code)
                 if resp.status_code == 302:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 
-from netboot.store.accounts import ROLES, AccountError, ApiToken
+from netboot.store.accounts import ROLES, AccountError, ApiToken, parse_duration
 from netboot.webapp.auth import (
     actor,
     any_role,
@@ -103,12 +103,20 @@ def _tokens_page(errors: dict[str, str] | None = None, new_secret: str | None = 
         new_secret=new_secret,
         new_token=new_token,
         errors=errors or {},
+        roles=ROLES,
+        values=request.form if request.method == "POST" and errors else {},
     )
 
 
 @ui.get("/tokens")
 def tokens() -> Page:
     return _tokens_page()
+
+
+def _lifetime(text: str) -> float | None:
+    """Seconds from the form's expiry field ("30d", "12h", ...); None for "never" or nothing."""
+    text = text.strip()
+    return None if text.lower() in ("", "never") else parse_duration(text)
 
 
 @ui.post("/tokens")
@@ -123,10 +131,13 @@ def token_create() -> Page:
     if owner is None or (not admin and owner_name != principal.user.name):
         return _tokens_page({"user": f"no user {owner_name!r}"}), 400
     try:
-        token, secret = store.tokens.create(owner, request.form.get("name", ""))
+        lifetime = _lifetime(request.form.get("expires", ""))
+        role = request.form.get("role", "").strip() or None
+        token, secret = store.tokens.create(owner, request.form.get("name", ""), lifetime=lifetime, role=role)
     except AccountError as exc:
         return _tokens_page({exc.field: str(exc)}), 400
-    store.audit.write(actor(), "token-create", f"token {token.id}", {"user": owner.name, "name": token.name})
+    detail = {"user": owner.name, "name": token.name, "expires": token.expires, "role": token.role}
+    store.audit.write(actor(), "token-create", f"token {token.id}", detail)
     return _tokens_page(new_secret=secret, new_token=token)
 
 

@@ -1,12 +1,31 @@
-"""UI pages for the session itself: sign in and sign out."""
+"""UI pages for the session itself: sign in and sign out.
+
+Sign-in goes through the limiter (:mod:`netboot.webapp.login_limit`): while any of the caller's keys waits,
+the answer is 429 without looking at the password (audited once per delay); a failure is counted and
+audited; a success forgets the name's (or this browser's) failures and remembers the browser for the name
+(:mod:`netboot.webapp.device`).
+"""
 
 from __future__ import annotations
+
+import math
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from netboot.store.accounts import ROLES
-from netboot.webapp.auth import any_role, deny, limit_keys, limiter, public, safe_next, sign_in, sign_out
+from netboot.webapp.auth import (
+    actor,
+    any_role,
+    deny,
+    limit_keys,
+    limiter,
+    public,
+    safe_next,
+    sign_in,
+    sign_out,
+)
+from netboot.webapp.device import remember_device
 from netboot.webapp.ui.blueprint import Page, _runtime, ui
 
 
@@ -16,6 +35,35 @@ def _first_run() -> bool | None:
         return bool(_runtime().store.users.count() == 0)
     except Exception:
         return None
+
+
+def _audit(who: str, action: str, target: str, detail: dict[str, object] | None = None, *,
+           ok: bool = True) -> None:
+    try:
+        _runtime().store.audit.write(who, action, target, detail, ok=ok)
+    except Exception:
+        current_app.logger.exception("could not write the audit log")
+
+
+def _limited(name: str, next_url: str, keys: list[str], wait: float) -> Response:
+    """429: a key of this sign-in still waits; the password is not looked at."""
+    seconds = max(1, math.ceil(wait))
+    if limiter().first_refusal(keys):
+        _audit(name[:64] or "(empty)", "login-limited", f"from {request.remote_addr}",
+               {"retry_after": seconds}, ok=False)
+    resp = Response(
+        render_template(
+            "login.html",
+            next=next_url,
+            first_run=False,
+            name=name,
+            error=f"Too many failed sign-ins. Try again in {seconds} s.",
+        ),
+        status=429,
+        mimetype="text/html",
+    )
+    resp.headers["Retry-After"] = str(seconds)
+    return resp
 
 
 @ui.route("/login", methods=["GET", "POST"])
@@ -29,19 +77,7 @@ def login() -> Page:
     keys = limit_keys(name)
     wait = limiter().retry_after(keys)
     if wait > 0:
-        resp = Response(
-            render_template(
-                "login.html",
-                next=next_url,
-                first_run=False,
-                name=name,
-                error=f"Too many failed sign-ins. Try again in {int(wait) + 1} s.",
-            ),
-            status=429,
-            mimetype="text/html",
-        )
-        resp.headers["Retry-After"] = str(int(wait) + 1)
-        return resp
+        return _limited(name, next_url, keys, wait)
     store = _runtime().store
     try:
         user = store.users.verify(name, password) if name and password else None
@@ -52,10 +88,7 @@ def login() -> Page:
         )
     if user is None or user.role not in ROLES:
         limiter().failed(keys)
-        try:
-            store.audit.write(name[:64] or "(empty)", "login-failed", f"from {request.remote_addr}", ok=False)
-        except Exception:
-            current_app.logger.exception("could not write the audit log")
+        _audit(name[:64] or "(empty)", "login-failed", f"from {request.remote_addr}", ok=False)
         return render_template(
             "login.html",
             next=next_url,
@@ -70,12 +103,16 @@ def login() -> Page:
     except Exception as exc:
         current_app.logger.error("sign-in failed: %s", exc)
         return deny(503, "cannot start a session: the user store cannot be written")
-    return redirect(next_url)
+    resp = redirect(next_url)
+    remember_device(request, resp, user.name)
+    return resp
 
 
 @ui.post("/logout")
 @any_role
 def logout() -> BaseResponse:
+    who = actor()
     sign_out()
+    _audit(who, "logout", f"from {request.remote_addr}")
     flash("Signed out.")
     return redirect(url_for("ui.login"))
