@@ -235,7 +235,8 @@ def _render_problems(services: WebServices, profiles: ProfileSet, profile: Profi
         render_boot_script("ipxe", "install", profiles, profile, None, system, facts)
     except (RenderError, ValueError) as exc:
         problems.append(str(exc))
-    return problems
+    secrets = _profile_secrets(services, profile)
+    return [scrub(p, secrets) for p in problems]
 
 
 def _summary(

@@ -427,3 +427,21 @@ def test_restore_puts_back_only_placeholders_where_a_secret_was() -> None:
         "users": [{"password": "p4ss", "name": "b"}],
     }
     assert secretvars.restore({"new_token": "<secret>"}, stored) == {"new_token": "<secret>"}
+
+
+def test_a_render_error_quoting_a_secret_is_scrubbed_from_the_profile_problems(
+    profiles_dir: Path, viewer: WebClient, viewer_api: ApiClient
+) -> None:
+    # a broken template whose error message names the hash (a missing key is quoted by Jinja)
+    template = profiles_dir / "rocky9-kickstart" / "ks.cfg.j2"
+    template.write_text(template.read_text() + "{{ {}[vars.root_password_hash] }}\n")
+    problems = viewer_api.get("/api/v1/profiles/rocky9-kickstart").json["problems"]
+    assert any("<secret>" in p and "ks.cfg.j2" in p for p in problems), problems
+    assert_no_secret(json.dumps(problems), "the profile's problems")
+    page = viewer.get("/ui/profiles/rocky9-kickstart").get_data(as_text=True)
+    assert "&lt;secret&gt;" in page
+    assert_no_secret(page, "the profile page")
+    assert_no_secret(viewer.get("/ui/profiles").get_data(as_text=True), "the profiles page")
+    validated = viewer.get("/ui/profiles/rocky9-kickstart?validate=1").get_data(as_text=True)
+    assert "Validators" in validated and "&lt;secret&gt;" in validated
+    assert_no_secret(validated, "the validators' output")
