@@ -150,6 +150,24 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
+    """:func:`scrub` on every string inside ``value`` (mappings, lists; keys too): an event's detail."""
+    found = {s for s in secrets if len(s) >= SCRUB_MIN}
+    if not found:
+        return value
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return scrub(item, found)
+        if isinstance(item, Mapping):
+            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
 _MISSING = object()
 
 

@@ -20,6 +20,7 @@ a secret keeps the stored value there, so reading, changing one variable and wri
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request, url_for
@@ -29,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from netboot import registration
 from netboot.inventory import System, SystemState
 from netboot.registration import Duplicate, FieldError, NotFound
-from netboot.secretvars import hidden_paths, restore
+from netboot.secretvars import hidden_paths, restore, scrub, scrub_all
 from netboot.store.events import StoredEvent
 from netboot.webapp import preview, schemas
 from netboot.webapp.auth import (
@@ -135,9 +136,11 @@ def reply(model: BaseModel) -> Response:
     return jsonify(model.model_dump(mode="json"))
 
 
-def event_json(event: StoredEvent) -> dict[str, Any]:
-    """An event as the API sends it (the UI's timeline page uses the same)."""
-    return schemas.Event.of(event).model_dump(mode="json")
+def event_json(event: StoredEvent, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """An event as the API sends it (the UI's timeline page uses the same), scrubbed of ``secrets``: an
+    answer file that failed to render for the machine records the error, which may quote a value."""
+    data: dict[str, Any] = schemas.Event.of(event).model_dump(mode="json")
+    return {**data, "summary": scrub(event.summary, secrets), "detail": scrub_all(data["detail"], secrets)}
 
 
 # ------------------------------------------------------------------------------------------- secrets
@@ -300,8 +303,13 @@ def system_events(mac: str) -> Response:
     query = query_of(schemas.EventsQuery)
     events = runtime.store.events.list(address, since_id=query.since_id, limit=query.limit)
     last = events[-1].id if events else query.since_id
+    secrets = preview.system_secret_strings(runtime, runtime.store.systems.get(address)) if events else set()
     return reply(
-        schemas.EventList(mac=address.colon, events=[schemas.Event.of(e) for e in events], last_id=last)
+        schemas.EventList(
+            mac=address.colon,
+            events=[schemas.Event.model_validate(event_json(e, secrets)) for e in events],
+            last_id=last,
+        )
     )
 
 

@@ -129,6 +129,19 @@ def system_secret_paths(services: WebServices, system: System) -> list[str]:
     return sorted(found)
 
 
+def system_secret_strings(services: WebServices, system: System | None) -> set[str]:
+    """Every secret string of ``system``'s variables (all layers; the site's alone for no system): what
+    text made from real values, such as a render error in its boot timeline, is scrubbed of."""
+    profile, group = (None, None)
+    if system is not None:
+        profile, group = load_profile_set(services)[0].select(system, system.arch)
+    names = secret_names(profile, group)
+    found: set[str] = set()
+    for layer in _layers(services, profile, group, system):
+        found |= secret_strings(layer, names)
+    return found
+
+
 def _layers(
     services: WebServices, profile: Profile | None, group: Group | None, system: System | None
 ) -> list[Any]:

@@ -445,3 +445,19 @@ def test_a_render_error_quoting_a_secret_is_scrubbed_from_the_profile_problems(
     validated = viewer.get("/ui/profiles/rocky9-kickstart?validate=1").get_data(as_text=True)
     assert "Validators" in validated and "&lt;secret&gt;" in validated
     assert_no_secret(validated, "the validators' output")
+
+
+def test_a_render_error_of_the_machine_quoting_its_secret_is_scrubbed_from_its_timeline(
+    app: Flask, runtime: Runtime, profiles_dir: Path, viewer: WebClient, viewer_api: ApiClient
+) -> None:
+    template = profiles_dir / "rocky9-kickstart" / "ks.cfg.j2"
+    template.write_text(template.read_text() + "{{ {}[vars.root_password_hash] }}\n")
+    system = runtime.store.systems.get(MacAddress.parse(MAC))
+    assert system is not None
+    resp = app.test_client().get(f"/answer/{MAC}/ks.cfg?token={system.token}")
+    assert resp.status_code == 500
+    assert runtime.store.events.wait_idle(10)
+    events = viewer_api.get(f"/api/v1/systems/{MAC}/events").get_data(as_text=True)
+    assert "failed to render" in events and "<secret>" in events
+    assert_no_secret(events, "the events API")
+    assert_no_secret(viewer.get(f"/ui/systems/{MAC}").get_data(as_text=True), "the system page")

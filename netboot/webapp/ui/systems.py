@@ -174,11 +174,12 @@ def system(mac: str) -> Page:
     events = runtime.store.events.list(found.mac, limit=200)
     files = preview.preview_system(runtime, found, hide_token=not _is_admin(), reveal=reveal)
     profiles, _ = preview.profile_set(runtime)
+    secrets = preview.system_secret_strings(runtime, found)  # a render error in the timeline may quote one
     return render_template(
         "system.html",
         system=preview.shown_system(profiles, found, reveal=reveal),
         revealed=reveal,
-        events=[event_json(e) for e in events],
+        events=[event_json(e, secrets) for e in events],
         last_id=events[-1].id if events else 0,
         files=files,
     )
