@@ -167,6 +167,8 @@ def build_daemon(config: Config) -> Daemon:
                 HostResolver(runtime.store, config.dns.domain, ttl=config.dns.ttl, subnet=config.dhcp.subnet),
                 bind,
                 config.ports.dns,
+                tcp_timeout=config.dns.tcp_timeout,
+                tcp_connections=config.dns.tcp_connections,
             )
             daemon.servers["dns"] = dns
             daemon.descriptions.append(f"dns ({config.dns.domain}) on {bind}:{dns.port}")

@@ -1,4 +1,8 @@
-"""The DNS transport: dnslib's UDP and TCP servers around :class:`netboot.dns.HostResolver`."""
+"""The DNS transport: dnslib's UDP server and netboot's TCP server around :class:`netboot.dns.HostResolver`.
+
+UDP is dnslib's (a short-lived thread per datagram); TCP is :class:`~netboot.servers.dns_tcp.TcpDnsServer`,
+because dnslib's keeps a thread per connection for as long as the client likes.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from dnslib.server import DNSLogger, DNSServer
 
 from netboot.dns import HostResolver
+from netboot.servers.dns_tcp import TcpDnsServer
 
 log = logging.getLogger("netboot.dns")
 
@@ -27,25 +32,30 @@ class _Logger(DNSLogger):  # type: ignore[misc]
 
 
 class DnsServer:
-    def __init__(self, resolver: HostResolver, host: str, port: int) -> None:
-        logger = _Logger()
-        self._udp = DNSServer(resolver, address=host, port=port, logger=logger)
-        self._tcp = DNSServer(resolver, address=host, port=self._udp.server.server_address[1], tcp=True,
-                              logger=logger)
-        self._stop = threading.Event()
+    """UDP and TCP on ``host:port``; a TCP client gets ``tcp_timeout`` seconds for its query and at most
+    ``tcp_connections`` are open at once (see :mod:`netboot.servers.dns_tcp`)."""
+
+    def __init__(self, resolver: HostResolver, host: str, port: int, *, tcp_timeout: float = 10.0,
+                 tcp_connections: int = 64) -> None:
+        self._udp = DNSServer(resolver, address=host, port=port, logger=_Logger())
+        self._tcp = TcpDnsServer(resolver, host, self._udp.server.server_address[1], timeout=tcp_timeout,
+                                 max_connections=tcp_connections)
+        self._tcp_thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._udp.server.server_address[1])
 
     def serve_forever(self) -> None:
-        self._tcp.start_thread()
+        self._tcp_thread = threading.Thread(target=self._tcp.serve_forever, name="dns-tcp", daemon=True)
+        self._tcp_thread.start()
         self._udp.server.serve_forever(poll_interval=0.5)
 
     def shutdown(self) -> None:
         self._udp.server.shutdown()
-        self._tcp.server.shutdown()
+        if self._tcp_thread is not None:
+            self._tcp.shutdown()
 
     def close(self) -> None:
         self._udp.server.server_close()
-        self._tcp.server.server_close()
+        self._tcp.close()
