@@ -23,6 +23,12 @@ and are waitress's own settings wherever waitress has one:
   :class:`~netboot.webapp.proxy.TrustedProxies` alone decides whose ``X-Forwarded-*`` to believe (it knows
   subnets and chains; waitress trusts one address), and removes them from everyone else.
 
+Left at waitress's defaults on purpose: ``inbuf_overflow`` (a body past 512 KiB is spooled to a temporary
+file, so a connection holds at most ``max_body`` on disk, not in memory), ``outbuf_overflow`` and
+``outbuf_high_watermark`` (the same for responses; files are sent from the file itself), ``backlog`` (1024
+waiting connections) and ``channel_request_lookahead`` (0: no pipelined request is read ahead of its
+predecessor's answer).
+
 Two things waitress cannot do, done here:
 
 * A request still arriving ``idle_timeout`` after its first byte is cut (:class:`_Server`). waitress times
