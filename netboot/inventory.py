@@ -50,6 +50,9 @@ class System:
     #: the address the install token was bound to when the boot script carried it, and when it dies
     token_ip: str | None = None
     token_expires: float | None = None
+    #: which loaders this machine gets, overriding its group's and profile's ``boot_chain`` (``ipxe``:
+    #: netboot's iPXE; ``shim-grub``: shim and signed GRUB, for UEFI Secure Boot); None inherits
+    boot_chain: str | None = None
 
     def as_json(self, *, with_token: bool = False) -> dict[str, Any]:
         """The JSON shape the API and ``netboot system ... --json`` share (the token only when asked)."""
@@ -66,6 +69,7 @@ class System:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "local_boot": self.local_boot,
+            "boot_chain": self.boot_chain,
         }
         if with_token:
             out["token"] = self.token

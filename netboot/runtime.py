@@ -112,6 +112,7 @@ class Runtime:
             site = Site(
                 unknown_default=cfg.unknown_default,
                 local_boot=cfg.local_boot,
+                boot_chain=cfg.boot_chain,
                 http_port=cfg.ports.http,
                 server_ip=self.server_ip,
                 domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,

@@ -30,6 +30,12 @@ from netboot.mac import InvalidMac, MacAddress
 LOCAL_BOOT_CHOICES = ("skip", "auto", "exit", "sanboot")
 #: the ``local_boot`` of a machine nobody configured (and the default of the config key ``local-boot``)
 DEFAULT_LOCAL_BOOT = "skip"
+#: which loaders a UEFI x64 machine is handed: ``ipxe`` = netboot's iPXE fetches the boot script (no
+#: Secure Boot: Debian's iPXE is unsigned); ``shim-grub`` = the Microsoft-signed shim loads signed GRUB,
+#: for machines with UEFI Secure Boot on
+BOOT_CHAIN_CHOICES = ("ipxe", "shim-grub")
+#: the ``boot_chain`` of a machine nobody configured (and the default of the config key ``boot-chain``)
+DEFAULT_BOOT_CHAIN = "ipxe"
 ARCH_CHOICES = tuple(a.value for a in Arch)
 
 #: Profile and group names appear in URLs (``/files/<profile>/``) and iPXE labels: keep them plain.
@@ -172,6 +178,11 @@ LocalBoot = Annotated[
     str,
     PlainValidator(choice("local boot method", LOCAL_BOOT_CHOICES)),
     WithJsonSchema({"type": "string", "enum": list(LOCAL_BOOT_CHOICES)}),
+]
+BootChain = Annotated[
+    str,
+    PlainValidator(choice("boot chain", BOOT_CHAIN_CHOICES)),
+    WithJsonSchema({"type": "string", "enum": list(BOOT_CHAIN_CHOICES)}),
 ]
 ArchName = Annotated[
     str,

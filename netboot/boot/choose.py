@@ -13,6 +13,11 @@ setting winning: the system's own, then its group's, then its profile's (inherit
 then the site's ``local-boot``. ``skip`` (the default) means no boot file at DHCP time, so the firmware
 goes straight to its next boot device; ``auto``, ``exit`` and ``sanboot`` keep the iPXE hand-back for
 firmware that needs it (the boot script then exits or ``sanboot``s the first disk).
+
+Every choice also carries ``boot_chain``, which loaders the machine gets, found in the same order (system,
+group, profile, then the site's ``boot-chain``): ``ipxe`` (the default) or ``shim-grub`` for UEFI Secure
+Boot. An unknown machine has no group: the unknown-default profile's chain when it installs one, else the
+site's (a discovered system's own override still wins).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netboot.inventory import System, SystemState
-from netboot.profiles import Group, Profile, ProfileSet, local_boot_for
+from netboot.profiles import Group, Profile, ProfileSet, boot_chain_for, local_boot_for
+from netboot.schema_types import DEFAULT_BOOT_CHAIN
 
 #: ``local_boot`` value that gives the machine no boot file at DHCP time
 SKIP = "skip"
@@ -39,6 +45,8 @@ class BootChoice:
     reason: str
     #: how a ``local`` decision reaches the disk: ``skip`` (no boot file), ``auto``, ``exit``, ``sanboot``
     local_boot: str = SKIP
+    #: which loaders the machine gets: ``ipxe`` or ``shim-grub`` (UEFI Secure Boot)
+    boot_chain: str = DEFAULT_BOOT_CHAIN
 
     @property
     def skips_dhcp(self) -> bool:
@@ -57,29 +65,36 @@ def choose(
     unknown_default: str,
     site_local_boot: str = SKIP,
     arch: str | None = None,
+    site_boot_chain: str = DEFAULT_BOOT_CHAIN,
 ) -> BootChoice:
     """The boot decision for a (possibly unknown) machine; see the module docstring."""
     if system is None or system.state is SystemState.DISCOVERED:
         if unknown_default == "menu":
-            return BootChoice("menu", system, None, None, "unknown machine: profile menu")
+            chain = boot_chain_for(system, None, None, site_boot_chain)
+            return BootChoice("menu", system, None, None, "unknown machine: profile menu", boot_chain=chain)
         if unknown_default.startswith("profile:"):
             name = unknown_default.removeprefix("profile:")
             profile = profiles.get(name)
             if profile is not None:
                 reason = f"unknown machine: default profile {name}"
                 method = local_boot_for(system, None, profile, site_local_boot)
-                return BootChoice("install", system, profile, None, reason, method)
+                chain = boot_chain_for(system, None, profile, site_boot_chain)
+                return BootChoice("install", system, profile, None, reason, method, chain)
         method = local_boot_for(system, None, None, site_local_boot)
-        return BootChoice("local", system, None, None, "unknown machine: local boot", method)
+        chain = boot_chain_for(system, None, None, site_boot_chain)
+        return BootChoice("local", system, None, None, "unknown machine: local boot", method, chain)
     profile, group = profiles.select(system, arch)
     if system.state is not SystemState.INSTALL:
         method = local_boot_for(system, group, profile, site_local_boot)
+        chain = boot_chain_for(system, group, profile, site_boot_chain)
         reason = f"state {system.state.value}: local boot"
-        return BootChoice("local", system, profile, group, reason, method)
+        return BootChoice("local", system, profile, group, reason, method, chain)
     if profile is None:
         method = local_boot_for(system, group, None, site_local_boot)
+        chain = boot_chain_for(system, group, None, site_boot_chain)
         reason = f"profile {system.profile!r} not found: local boot"
-        return BootChoice("local", system, None, None, reason, method)
+        return BootChoice("local", system, None, None, reason, method, chain)
     # an install with a local-kind profile renders the local script: it leaves the way that profile says
     method = local_boot_for(system, group, profile, site_local_boot)
-    return BootChoice("install", system, profile, group, f"install {profile.name}", method)
+    chain = boot_chain_for(system, group, profile, site_boot_chain)
+    return BootChoice("install", system, profile, group, f"install {profile.name}", method, chain)

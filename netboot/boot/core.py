@@ -107,7 +107,8 @@ class BootCore:
         return self.site.server_ip or local_ip
 
     def choice(self, system: System | None, arch: str | None = None) -> BootChoice:
-        return choose(system, self.profiles, self.site.unknown_default, self.site.local_boot, arch)
+        site = self.site
+        return choose(system, self.profiles, site.unknown_default, site.local_boot, arch, site.boot_chain)
 
     # ------------------------------------------------------------------------------------------ DHCP
 

@@ -76,6 +76,8 @@ class Site:
     unknown_default: str = "local"
     #: how machines leave for their disk when nothing more specific says (``skip``: no boot file)
     local_boot: str = "skip"
+    #: which loaders machines get when nothing more specific says: ``ipxe`` or ``shim-grub`` (Secure Boot)
+    boot_chain: str = "ipxe"
     http_port: int = 80
     #: the address clients are told to use; None = the address each client reached us at
     server_ip: IPv4Address | None = None

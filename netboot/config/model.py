@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from netboot.mac import MacAddress
-from netboot.schema_types import DEFAULT_LOCAL_BOOT
+from netboot.schema_types import DEFAULT_BOOT_CHAIN, DEFAULT_LOCAL_BOOT
 
 DHCP_MODES = ("proxy", "full", "off")
 LOG_FORMATS = ("text", "json")
@@ -149,6 +149,9 @@ class Config:
     #: how a machine leaves for its disk when neither its system, group nor profile says
     #: (one of :data:`netboot.schema_types.LOCAL_BOOT_CHOICES`; ``skip``: no boot file at DHCP time)
     local_boot: str = DEFAULT_LOCAL_BOOT
+    #: which loaders a machine gets when neither its system, group nor profile says (one of
+    #: :data:`netboot.schema_types.BOOT_CHAIN_CHOICES`; ``shim-grub``: shim and signed GRUB, Secure Boot)
+    boot_chain: str = DEFAULT_BOOT_CHAIN
     log: LogConfig = field(default_factory=LogConfig)
     source: str | None = None
 

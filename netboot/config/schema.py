@@ -33,7 +33,17 @@ from netboot.config.model import (
     Reservation,
     problems,
 )
-from netboot.schema_types import DEFAULT_LOCAL_BOOT, FileModel, Hostname, IPv4, LocalBoot, Mac, ipv4
+from netboot.schema_types import (
+    DEFAULT_BOOT_CHAIN,
+    DEFAULT_LOCAL_BOOT,
+    BootChain,
+    FileModel,
+    Hostname,
+    IPv4,
+    LocalBoot,
+    Mac,
+    ipv4,
+)
 from netboot.yamlsource import Located, SourceError, SourceErrors, load, schema_errors
 
 # -------------------------------------------------------------------------------------- value checks
@@ -230,6 +240,7 @@ class ConfigFile(_Section):
     tftp_pin: Flag = True
     unknown_default: Annotated[str, PlainValidator(_unknown_default)] = "local"
     local_boot: LocalBoot = DEFAULT_LOCAL_BOOT
+    boot_chain: BootChain = DEFAULT_BOOT_CHAIN
     dhcp: DhcpFile = Field(default_factory=DhcpFile)
     ports: PortsFile = Field(default_factory=PortsFile)
     services: ServicesFile = Field(default_factory=ServicesFile)
@@ -256,7 +267,7 @@ class ConfigFile(_Section):
             reservations=tuple(Reservation(r.mac, r.ip, r.hostname) for r in d.reservations),
         )
         names = ["server_ip", "bind_ip", "interfaces", "database_url", "profiles_dir", "tftp_root"]
-        names += ["tftp_loops", "tftp_pin", "unknown_default", "local_boot"]
+        names += ["tftp_loops", "tftp_pin", "unknown_default", "local_boot", "boot_chain"]
         top = {name: getattr(self, name) for name in names}
         if self.data_dir is not None:
             top["data_dir"] = self.data_dir

@@ -37,10 +37,11 @@ from netboot.profiles.schema import (
     SelectorFile,
     SourceFile,
 )
-from netboot.profiles.selection import ProfileSet, local_boot_for
-from netboot.schema_types import LOCAL_BOOT_CHOICES, NAME_RE, did_you_mean
+from netboot.profiles.selection import ProfileSet, boot_chain_for, local_boot_for
+from netboot.schema_types import BOOT_CHAIN_CHOICES, LOCAL_BOOT_CHOICES, NAME_RE, did_you_mean
 
 __all__ = [
+    "BOOT_CHAIN_CHOICES",
     "DEFAULT_DATA_DIR",
     "GROUPS_DIR",
     "GROUP_KEYS",
@@ -62,6 +63,7 @@ __all__ = [
     "SelectorFile",
     "SourceFile",
     "SystemFacts",
+    "boot_chain_for",
     "deep_merge",
     "did_you_mean",
     "load_profiles",

@@ -306,6 +306,7 @@ class _Loader:
             secrets=f.get("secrets", frozenset()),
             menu=f.get("menu", True),
             local_boot=f.get("local_boot"),
+            boot_chain=f.get("boot_chain"),
             validate=MappingProxyType(dict(f.get("validate", {}))),
             search_path=dirs,
             lineage=tuple(r.name for r in chain),
@@ -433,4 +434,5 @@ class _Loader:
             variables=MappingProxyType(dict(shape.variables)),
             secrets=shape.secrets,
             local_boot=shape.local_boot,
+            boot_chain=shape.boot_chain,
         )

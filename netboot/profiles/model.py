@@ -6,6 +6,8 @@ same folder are different profiles). The file shapes they are read from are :mod
 ``local_boot`` on a :class:`Profile` or :class:`Group` is ``None`` when the file (and, for a profile, no
 ancestor) said nothing, so the boot core can tell "unset" (fall back to the next level and finally the
 site default ``local-boot``, ``skip``) from an explicit method; see :func:`.selection.local_boot_for`.
+``boot_chain`` is the same: ``None`` when unset, so the site's ``boot-chain`` (``ipxe``) applies only when
+nothing more specific says; see :func:`.selection.boot_chain_for`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class Profile:
     menu: bool = True
     #: how the machine leaves for its disk (see the module docstring); None: not set here or above
     local_boot: str | None = None
+    #: ``ipxe`` or ``shim-grub`` (Secure Boot), see the module docstring; None: not set here or above
+    boot_chain: str | None = None
     validate: Mapping[str, str] = field(default_factory=dict)
     #: template folders, this profile's first, then each ancestor's (without ``_snippets``)
     search_path: tuple[Path, ...] = ()
@@ -162,6 +166,8 @@ class Group:
     secrets: frozenset[str] = frozenset()
     #: how the group's machines leave for their disk, above their profile's; None: the group does not say
     local_boot: str | None = None
+    #: the loaders the group's machines get (``ipxe``/``shim-grub``), above their profile's; None: unset
+    boot_chain: str | None = None
 
 
 def secret_names(profile: Profile | None, group: Group | None) -> frozenset[str]:

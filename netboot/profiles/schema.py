@@ -22,8 +22,10 @@ from pydantic import Field, PlainValidator, field_validator, model_validator
 
 from netboot.profiles.model import FileSource
 from netboot.schema_types import (
+    BOOT_CHAIN_CHOICES,
     LOCAL_BOOT_CHOICES,
     ArchName,
+    BootChain,
     FileModel,
     LocalBoot,
     Mac,
@@ -35,7 +37,14 @@ from netboot.schema_types import (
 )
 from netboot.secretvars import SECRET_PATH_RE
 
-__all__ = ["LOCAL_BOOT_CHOICES", "GroupFile", "ProfileFile", "SelectorFile", "SourceFile"]
+__all__ = [
+    "BOOT_CHAIN_CHOICES",
+    "LOCAL_BOOT_CHOICES",
+    "GroupFile",
+    "ProfileFile",
+    "SelectorFile",
+    "SourceFile",
+]
 
 _URL_RE = re.compile(r"^(https?|tftp)://[^\s]+$")
 
@@ -205,6 +214,7 @@ class ProfileFile(FileModel):
     secrets: SecretNames = frozenset()
     menu: Annotated[bool, PlainValidator(_flag)] = True
     local_boot: LocalBoot | None = None
+    boot_chain: BootChain | None = None
     validate_: dict[Text, ScalarText] = Field(default_factory=dict, alias="validate")
 
     @field_validator("initrd", mode="before")
@@ -266,6 +276,7 @@ class GroupFile(FileModel):
     variables: Variables = Field(default_factory=dict)
     secrets: SecretNames = frozenset()
     local_boot: LocalBoot | None = None
+    boot_chain: BootChain | None = None
 
 
 #: the keys each file may hold, as the files spell them (docs and did-you-mean)

@@ -13,7 +13,7 @@ from pathlib import Path
 from netboot.arch import Arch
 from netboot.inventory import System
 from netboot.profiles.model import SNIPPETS_DIR, Group, Profile, SystemFacts
-from netboot.schema_types import DEFAULT_LOCAL_BOOT
+from netboot.schema_types import DEFAULT_BOOT_CHAIN, DEFAULT_LOCAL_BOOT
 
 
 class ProfileSet:
@@ -83,6 +83,29 @@ def local_boot_for(
         system.local_boot if system else None,
         group.local_boot if group else None,
         profile.local_boot if profile else None,
+    ):
+        if said is not None:
+            return said
+    return site_default
+
+
+def boot_chain_for(
+    system: System | None,
+    group: Group | None,
+    profile: Profile | None,
+    site_default: str = DEFAULT_BOOT_CHAIN,
+) -> str:
+    """Which loaders a machine gets: the first that says of its system, group, profile, the site.
+
+    The site default is the config key ``boot-chain`` (``ipxe`` unless set). ``ipxe``: netboot's iPXE
+    fetches the boot script (unsigned, so no Secure Boot); ``shim-grub``: the Microsoft-signed shim loads
+    signed GRUB, for machines with UEFI Secure Boot on. The same order as :func:`local_boot_for`, so a
+    group or a single system can move to Secure Boot without a profile of its own.
+    """
+    for said in (
+        system.boot_chain if system else None,
+        group.boot_chain if group else None,
+        profile.boot_chain if profile else None,
     ):
         if said is not None:
             return said

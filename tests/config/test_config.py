@@ -122,6 +122,7 @@ KEYS: dict[str, tuple[str, Callable[[Config], Any], Any]] = {
     "tftp-pin": ("false", lambda c: c.tftp_pin, False),
     "unknown-default": ("profile:debian12", lambda c: c.unknown_default, "profile:debian12"),
     "local-boot": ("exit", lambda c: c.local_boot, "exit"),
+    "boot-chain": ("shim-grub", lambda c: c.boot_chain, "shim-grub"),
     "dhcp.mode": ("'off'", lambda c: c.dhcp.mode, "off"),
     "dhcp.port": ("1067", lambda c: c.dhcp.port, 1067),
     "dhcp.proxy-port": ("5011", lambda c: c.dhcp.proxy_port, 5011),

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 from netboot.config import Config, load_config
 from netboot.mac import MacAddress
 from netboot.schema_types import (
+    BOOT_CHAIN_CHOICES,
+    DEFAULT_BOOT_CHAIN,
     DEFAULT_LOCAL_BOOT,
     LOCAL_BOOT_CHOICES,
     FileModel,
@@ -114,6 +116,31 @@ def test_local_boot_defaults_to_skip_and_takes_every_choice(tmp_path: Path) -> N
     ],
 )
 def test_local_boot_refusals(tmp_path: Path, text: str, expected: str) -> None:
+    errors = refused_all(tmp_path, text)
+    assert len(errors) == 1 and errors[0].startswith(expected)
+
+
+def test_boot_chain_defaults_to_ipxe_and_takes_every_choice(tmp_path: Path) -> None:
+    assert Config().boot_chain == DEFAULT_BOOT_CHAIN == "ipxe"
+    assert load_config(write(tmp_path, "log: {level: INFO}\n")).boot_chain == "ipxe"
+    assert BOOT_CHAIN_CHOICES == ("ipxe", "shim-grub")
+    for choice in BOOT_CHAIN_CHOICES:
+        assert load_config(write(tmp_path, f"boot-chain: {choice}\n")).boot_chain == choice
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "boot-chain: shim-grbu\n",
+            "1: boot-chain: unknown boot chain 'shim-grbu' (did you mean 'shim-grub'?); "
+            "one of: ipxe, shim-grub",
+        ),
+        ("boot-chain: 1\n", "1: boot-chain: expected a string, got a number"),
+        ("boot_chain: ipxe\n", "1: boot_chain: unknown key (did you mean 'boot-chain'?)"),
+    ],
+)
+def test_boot_chain_refusals(tmp_path: Path, text: str, expected: str) -> None:
     errors = refused_all(tmp_path, text)
     assert len(errors) == 1 and errors[0].startswith(expected)
 
