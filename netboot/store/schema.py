@@ -63,6 +63,8 @@ systems = Table(
     #: the address the install token is bound to and when it dies (revision 3; see boot/core.py)
     Column("token_ip", String(45), nullable=True),
     Column("token_expires", Float, nullable=True),
+    #: the system's own ``boot_chain`` override (``ipxe``/``shim-grub``, NULL inherits); revision 4
+    Column("boot_chain", String(16), nullable=True),
     Index("ix_systems_state_last_seen", "state", "last_seen"),
 )
 

@@ -66,6 +66,7 @@ def _to_system(r: Any) -> System:
         local_boot=r["local_boot"],
         token_ip=r["token_ip"],
         token_expires=r["token_expires"],
+        boot_chain=r["boot_chain"],
     )
 
 
@@ -86,6 +87,7 @@ def _to_row(s: System) -> dict[str, Any]:
         "local_boot": s.local_boot,
         "token_ip": s.token_ip,
         "token_expires": s.token_expires,
+        "boot_chain": s.boot_chain,
         "updated": time.time(),
     }
 
@@ -161,6 +163,7 @@ def upsert_seen(conn: Connection, staged: Mapping[MacAddress, Seen]) -> None:
             "local_boot": None,
             "token_ip": None,
             "token_expires": None,
+            "boot_chain": None,
             "updated": seen.last,
         }
         for mac, seen in staged.items()

@@ -39,7 +39,7 @@ def schema_diff(engine: Engine) -> list[object]:
 
 #: columns the revisions after release 0.1.0 added, by table (a release database has them NULL)
 ADDED_COLUMNS = {
-    "systems": {"local_boot", "token_ip", "token_expires"},
+    "systems": {"local_boot", "token_ip", "token_expires", "boot_chain"},
     "api_tokens": {"expires", "role"},
 }
 
@@ -135,6 +135,77 @@ def test_local_boot_round_trips(tmp_path: Path) -> None:
         assert got is not None and got.local_boot is None
     finally:
         store.close()
+
+
+def test_boot_chain_round_trips(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from netboot.inventory import System
+
+    store = open_store(sqlite_url(tmp_path / "netboot.db"))
+    try:
+        mac = MacAddress.parse("52:54:00:12:34:56")
+        store.systems.add(System(mac=mac, profile="p", state=SystemState.INSTALL, boot_chain="shim-grub"))
+        got = store.systems.get(mac)
+        assert got is not None and got.boot_chain == "shim-grub"
+        store.systems.save(replace(got, boot_chain="ipxe", local_boot="exit"))
+        got = store.systems.get(mac)
+        assert got is not None and (got.boot_chain, got.local_boot) == ("ipxe", "exit")
+        store.systems.save(replace(got, boot_chain=None))
+        got = store.systems.get(mac)
+        assert got is not None and got.boot_chain is None and got.local_boot == "exit"
+        # a sighting of a known system keeps its override; an unknown MAC is discovered without one
+        store.systems.save(replace(got, boot_chain="shim-grub"))
+        store.systems.seen(mac, arch="uefi-x64", uuid=None, now=1_800_000_000.0)
+        stray = MacAddress.parse("52:54:00:12:34:57")
+        store.systems.seen(stray, arch=None, uuid=None, now=1_800_000_000.0)
+        store.flush()
+        got, new = store.systems.get(mac), store.systems.get(stray)
+        assert got is not None and (got.boot_chain, got.arch) == ("shim-grub", "uefi-x64")
+        assert new is not None and new.state is SystemState.DISCOVERED and new.boot_chain is None
+    finally:
+        store.close()
+
+
+def test_a_revision_3_database_gains_boot_chain_and_keeps_its_systems(tmp_path: Path) -> None:
+    # the database of the netboot before boot_chain: its systems keep every value and inherit the chain
+    path = tmp_path / "netboot.db"
+    migrate.upgrade(sqlite_url(path), revision="0003")
+    assert "boot_chain" not in table_sql(path)["systems"]
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO systems (mac, hostname, profile, state, variables, labels, local_boot)"
+            " VALUES ('525400123456', 'web1', 'debian12-preseed', 'installed', '{}', ?, 'exit')",
+            ('{"rack": "r1"}',),
+        )
+    conn.close()
+    before = dump(path)["systems"]
+    store = open_store(sqlite_url(path))
+    try:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        assert schema_diff(store.engine) == []
+        after = dump(path)["systems"]
+        assert [{k: v for k, v in r.items() if k != "boot_chain"} for r in after] == before
+        assert [r["boot_chain"] for r in after] == [None]
+        web = store.systems.get(MacAddress.parse("52:54:00:12:34:56"))
+        assert web is not None
+        assert (web.hostname, web.state, web.local_boot, web.boot_chain) == (
+            "web1",
+            SystemState.INSTALLED,
+            "exit",
+            None,
+        )
+        assert dict(web.labels) == {"rack": "r1"}
+    finally:
+        store.close()
+    engine = make_engine(sqlite_url(path))
+    try:  # and back: revision 3 has no boot_chain, the row is still there
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(migrate.alembic_config(conn), "0003")
+        assert "boot_chain" not in table_sql(path)["systems"]
+        assert dump(path)["systems"] == before
+    finally:
+        engine.dispose()
 
 
 def test_a_database_from_a_newer_netboot_is_refused(tmp_path: Path) -> None:
