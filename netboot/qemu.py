@@ -11,6 +11,17 @@ Firmware facts this relies on (QEMU 7.2, ipxe-qemu 2019, OVMF 2022.11 from Debia
   (``opt/org.tianocore/IPv4PXESupport`` = ``no``, read by OVMF's PxeBcPcdProducerLib with
   ``QemuFwCfgParseBool``, which takes true/yes/y/1 and false/no/n/0), so the only network boot option
   left for the NIC is UEFI HTTP Boot.
+- ``uefi-sb`` / ``uefi-sb-http``: the same two with Secure Boot on and Microsoft's keys enrolled
+  (``OVMF_CODE_4M.ms.fd``, the SMM build, and a copy of ``OVMF_VARS_4M.ms.fd``). The SMM build needs
+  ``-machine q35,smm=on`` and the code flash marked secure (``cfi.pflash01`` ``secure=on``), else QEMU
+  refuses to start or OVMF stops early. Such a VM runs Microsoft-signed shim, refuses Debian's unsigned
+  ``ipxe.efi`` ("Access Denied"), see docs/secure-boot-research.md.
+- ``uefi-sb-snakeoil``: Secure Boot on with only the ovmf package's snakeoil key enrolled
+  (``OVMF_VARS_4M.snakeoil.fd``, key and certificate in ``/usr/share/ovmf/PkKek-1-snakeoil.*``): a
+  custom-key site, where Microsoft-signed shim is refused and only binaries signed with that key run.
+
+The Secure Boot kinds are in :data:`SECURE_BOOT_FIRMWARES`, not in :data:`FIRMWARES` (what ``netboot lab``
+offers), until netboot serves a chain such a VM accepts (issue 16).
 """
 
 from __future__ import annotations
@@ -26,8 +37,19 @@ from pathlib import Path
 #: Debian's ovmf package; other layouts (e.g. /usr/share/edk2/ovmf) through these two variables
 OVMF_CODE = Path(os.environ.get("NETBOOT_OVMF_CODE", "/usr/share/OVMF/OVMF_CODE_4M.fd"))
 OVMF_VARS = Path(os.environ.get("NETBOOT_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
+#: Secure Boot builds (SMM): Microsoft keys enrolled (ms) and ovmf's own snakeoil key (snakeoil)
+OVMF_SB_CODE = Path(os.environ.get("NETBOOT_OVMF_SB_CODE", "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"))
+OVMF_SB_VARS = Path(os.environ.get("NETBOOT_OVMF_SB_VARS", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"))
+OVMF_SNAKEOIL_CODE = Path(
+    os.environ.get("NETBOOT_OVMF_SNAKEOIL_CODE", "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd")
+)
+OVMF_SNAKEOIL_VARS = Path(
+    os.environ.get("NETBOOT_OVMF_SNAKEOIL_VARS", "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd")
+)
 IPXE_E1000_ROM = Path("/usr/lib/ipxe/qemu/efi-e1000.rom")
 FIRMWARES = ("bios", "uefi", "uefi-http")
+SECURE_BOOT_FIRMWARES = ("uefi-sb", "uefi-sb-http", "uefi-sb-snakeoil")
+ALL_FIRMWARES = FIRMWARES + SECURE_BOOT_FIRMWARES
 
 
 @dataclass(frozen=True)
@@ -48,6 +70,15 @@ class VmSpec:
     state_dir: Path | None = None
 
 
+def ovmf_images(firmware: str) -> tuple[Path, Path, bool]:
+    """The (code, variable template, secure) OVMF images a UEFI firmware type boots with."""
+    if firmware in ("uefi-sb", "uefi-sb-http"):
+        return OVMF_SB_CODE, OVMF_SB_VARS, True
+    if firmware == "uefi-sb-snakeoil":
+        return OVMF_SNAKEOIL_CODE, OVMF_SNAKEOIL_VARS, True
+    return OVMF_CODE, OVMF_VARS, False
+
+
 def missing_firmware(firmware: str) -> list[str]:
     """Debian packages a firmware type needs that are not installed."""
     missing = []
@@ -55,7 +86,7 @@ def missing_firmware(firmware: str) -> list[str]:
         missing.append("qemu-system-x86")
     if firmware == "bios" and not IPXE_E1000_ROM.exists():
         missing.append("ipxe-qemu")
-    if firmware.startswith("uefi") and not (OVMF_CODE.exists() and OVMF_VARS.exists()):
+    if firmware.startswith("uefi") and not all(p.exists() for p in ovmf_images(firmware)[:2]):
         missing.append("ovmf")
     return missing
 
@@ -159,8 +190,8 @@ def _serial(spec: VmSpec) -> list[str]:
 
 def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
     """The qemu-system-x86_64 argv for ``spec``: no display, serial to a file, network boot first."""
-    if spec.firmware not in FIRMWARES:
-        raise ValueError(f"unknown firmware {spec.firmware!r}; one of {', '.join(FIRMWARES)}")
+    if spec.firmware not in ALL_FIRMWARES:
+        raise ValueError(f"unknown firmware {spec.firmware!r}; one of {', '.join(ALL_FIRMWARES)}")
     cmd = [
         "qemu-system-x86_64",
         "-name",
@@ -188,21 +219,35 @@ def command(spec: VmSpec, *, accel: str = "tcg") -> list[str]:
         if spec.state_dir is None:
             raise ValueError("UEFI VMs need a state_dir for their variable store")
         spec.state_dir.mkdir(parents=True, exist_ok=True)
-        vars_copy = spec.state_dir / f"{spec.name}-OVMF_VARS.fd"
+        code, template, secure = ovmf_images(spec.firmware)
+        # one copy per VM and per kind: a Secure Boot store is never reused by a plain VM, nor back
+        vars_copy = spec.state_dir / (
+            f"{spec.name}-{template.name}" if secure else f"{spec.name}-OVMF_VARS.fd"
+        )
         if not vars_copy.exists():
-            shutil.copyfile(OVMF_VARS, vars_copy)
+            shutil.copyfile(template, vars_copy)
+        if secure:
+            # the SMM build stops unless SMM is on and only SMM code may write the variable flash
+            cmd += [
+                "-machine",
+                "q35,smm=on",
+                "-global",
+                "driver=cfi.pflash01,property=secure,value=on",
+                "-global",
+                "ICH9-LPC.disable_s3=1",
+            ]
+        else:
+            cmd += ["-machine", "q35"]
         cmd += [
-            "-machine",
-            "q35",
             "-drive",
-            f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive",
             f"if=pflash,format=raw,unit=1,file={vars_copy}",
             # romfile= empty: OVMF's own PXE/HTTP client, not the NIC's iPXE ROM
             "-device",
             f"virtio-net-pci,netdev=net0,mac={spec.mac},romfile=,bootindex=1",
         ]
-        if spec.firmware == "uefi-http":
+        if spec.firmware in ("uefi-http", "uefi-sb-http"):
             cmd += [
                 "-fw_cfg",
                 "name=opt/org.tianocore/IPv4PXESupport,string=no",
