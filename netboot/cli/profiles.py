@@ -66,6 +66,9 @@ def profile_show(config_file: Path | None, data_dir: Path | None, name: str) -> 
         "data_dir": str(found.data_dir) if found.data_dir else None,
         "templates": dict(found.templates),
         "variables": dict(found.variables),
+        # None: not said here or by a parent (the group's, then the config's, apply)
+        "local_boot": found.local_boot,
+        "boot_chain": found.boot_chain,
     }
     echo_json(info, default=str)
 

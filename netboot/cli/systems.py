@@ -16,7 +16,14 @@ import click
 from netboot import registration
 from netboot.cli.common import actor, echo_json, fail, opened, state_options, when
 from netboot.inventory import SystemState
-from netboot.schema_types import LOCAL_BOOT_CHOICES
+from netboot.schema_types import BOOT_CHAIN_CHOICES, LOCAL_BOOT_CHOICES
+
+#: ``--boot-chain``'s help, shared by ``add`` and ``set`` (the UI and API say the same)
+BOOT_CHAIN_HELP = (
+    "Which loaders it gets: ipxe = iPXE loads the boot script (no Secure Boot); shim-grub = the "
+    "Microsoft-signed shim loads signed GRUB, for machines with UEFI Secure Boot on. Default: its group's, "
+    "profile's or the config's boot-chain (ipxe)."
+)
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -64,6 +71,7 @@ def system() -> None:
     "its next device (default, inherited from its group, profile and the config); auto, exit or sanboot = "
     "through iPXE, for firmware that needs the hand-back.",
 )
+@click.option("--boot-chain", type=click.Choice(BOOT_CHAIN_CHOICES), help=BOOT_CHAIN_HELP)
 def system_add(
     config_file: Path | None,
     data_dir: Path | None,
@@ -74,6 +82,7 @@ def system_add(
     variables: tuple[str, ...],
     labels: tuple[str, ...],
     local_boot: str | None,
+    boot_chain: str | None,
 ) -> None:
     """Register MAC (any spelling) to a profile; its next netboot installs it."""
     with opened(config_file, data_dir) as runtime:
@@ -87,6 +96,7 @@ def system_add(
             labels={k: str(v) for k, v in _vars(labels).items()},
             actor=actor(),
             local_boot=local_boot,
+            boot_chain=boot_chain,
         )
         click.echo(
             f"registered {added.mac} ({added.hostname or 'no hostname'}) -> {added.profile}; "
@@ -133,6 +143,7 @@ def system_show(
     with opened(config_file, data_dir) as runtime:
         found = registration.get(runtime, mac)
         events = runtime.store.events.list(found.mac, limit=n_events)
+        chain = runtime.core.choice(found).boot_chain
     if as_json:
         echo_json(
             {
@@ -147,7 +158,10 @@ def system_show(
     for key, value in found.as_json(with_token=True).items():
         if key in ("first_seen", "last_seen"):
             value = when(value)
-        click.echo(f"{key + ':':<12}{value if value not in (None, {}, '') else '-'}")
+        shown = value if value not in (None, {}, "") else "-"
+        if key == "boot_chain" and value is None:  # inherited: say what it gets
+            shown = f"- (inherits {chain})"
+        click.echo(f"{key + ':':<12}{shown}")
     click.echo("events:" if events else "events:     none yet")
     for e in events:
         click.echo(f"  {when(e.time)}  {e.phase:<12} {e.client_ip or '-':<15} {e.summary}")
@@ -172,6 +186,11 @@ def system_show(
     help="How it leaves for its disk (see `system add --help`); inherit = its group's, profile's or the "
     "config's.",
 )
+@click.option(
+    "--boot-chain",
+    type=click.Choice([*BOOT_CHAIN_CHOICES, "inherit"]),
+    help=f"{BOOT_CHAIN_HELP} inherit = back to that default.",
+)
 def system_set(
     config_file: Path | None,
     data_dir: Path | None,
@@ -183,8 +202,9 @@ def system_set(
     unset: tuple[str, ...],
     state: str | None,
     local_boot: str | None,
+    boot_chain: str | None,
 ) -> None:
-    """Change a system's profile, hostname, address, variables, state or local boot."""
+    """Change a system's profile, hostname, address, variables, state, local boot or boot chain."""
     with opened(config_file, data_dir) as runtime:
         current = registration.get(runtime, mac)
         changes: dict[str, Any] = {}
@@ -203,10 +223,12 @@ def system_set(
             changes["state"] = state
         if local_boot is not None:
             changes["local_boot"] = None if local_boot == "inherit" else local_boot
+        if boot_chain is not None:
+            changes["boot_chain"] = None if boot_chain == "inherit" else boot_chain
         if not changes:
             fail(
-                "nothing to change: give --profile, --hostname, --ip, --var, --unset-var, --state or "
-                "--local-boot"
+                "nothing to change: give --profile, --hostname, --ip, --var, --unset-var, --state, "
+                "--local-boot or --boot-chain"
             )
         changed = registration.set_fields(runtime, current.mac, actor(), **changes)
         click.echo(f"{changed.mac}: {', '.join(sorted(changes))} updated (state {changed.state.value})")

@@ -4,7 +4,7 @@
 * the hostname follows RFC 1123 (letters, digits, hyphens; labels of 1-63; 253 in all) and is lowercased;
 * the IP is a unicast IPv4 address;
 * variables are a JSON-able mapping of at most 64 KiB; labels are short DNS-like keys and values;
-* ``local_boot`` is one of the schema's choices, or empty to inherit.
+* ``local_boot`` and ``boot_chain`` are each one of the schema's choices, or empty to inherit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from netboot.inventory import SystemState
 from netboot.mac import InvalidMac, MacAddress
-from netboot.schema_types import LOCAL_BOOT_CHOICES
+from netboot.schema_types import BOOT_CHAIN_CHOICES, LOCAL_BOOT_CHOICES
 
 MAX_VARIABLES_BYTES = 64 * 1024
 MAX_DEPTH = 16
@@ -172,6 +172,20 @@ def check_local_boot(value: object) -> str | None:
     if not isinstance(value, str) or value not in LOCAL_BOOT_CHOICES:
         choices = ", ".join(LOCAL_BOOT_CHOICES)
         raise FieldError("local_boot", f"must be one of {choices} (or empty to inherit)")
+    return value
+
+
+def check_boot_chain(value: object) -> str | None:
+    """A system's own ``boot_chain`` (None or empty: inherit from its group, profile and the site).
+
+    ``ipxe``: iPXE loads the boot script (no Secure Boot); ``shim-grub``: the Microsoft-signed shim loads
+    signed GRUB, for machines with UEFI Secure Boot on.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value not in BOOT_CHAIN_CHOICES:
+        choices = ", ".join(BOOT_CHAIN_CHOICES)
+        raise FieldError("boot_chain", f"must be one of {choices} (or empty to inherit)")
     return value
 
 

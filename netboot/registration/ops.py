@@ -38,6 +38,7 @@ from netboot.registration.fields import (
     FieldError,
     NotFound,
     _Unset,
+    check_boot_chain,
     check_hostname,
     check_ip,
     check_labels,
@@ -138,6 +139,7 @@ def _describe(system: System, names: frozenset[str] | None = None) -> dict[str, 
         "vars": variables if names is None else redact(variables, names),
         "labels": dict(system.labels),
         "local_boot": system.local_boot,
+        "boot_chain": system.boot_chain,
     }
 
 
@@ -160,6 +162,7 @@ def prepare(
     *,
     labels: Mapping[str, str] | None = None,
     local_boot: str | None = None,
+    boot_chain: str | None = None,
 ) -> tuple[System, System | None]:
     """Check a registration without storing it: the new system and the discovered record it replaces."""
     address = parse_mac(mac)
@@ -176,6 +179,7 @@ def prepare(
         labels=check_labels(labels),
         token=new_token(),
         local_boot=check_local_boot(local_boot),
+        boot_chain=check_boot_chain(boot_chain),
     )
     if existing is not None:
         system = replace(
@@ -201,13 +205,22 @@ def register(
     *,
     labels: Mapping[str, str] | None = None,
     local_boot: str | None = None,
+    boot_chain: str | None = None,
 ) -> System:
     """Register ``mac`` to ``profile`` (state ``install``, fresh token); a discovered MAC becomes registered.
 
     Raises :class:`FieldError` naming the field at fault.
     """
     system, existing = prepare(
-        deps, mac, profile, hostname, ip, variables, labels=labels, local_boot=local_boot
+        deps,
+        mac,
+        profile,
+        hostname,
+        ip,
+        variables,
+        labels=labels,
+        local_boot=local_boot,
+        boot_chain=boot_chain,
     )
     try:
         store = deps.store.systems
@@ -240,8 +253,10 @@ def set_fields(
     labels: Mapping[str, str] | _Unset | None = UNSET,
     state: str | _Unset = UNSET,
     local_boot: str | _Unset | None = UNSET,
+    boot_chain: str | _Unset | None = UNSET,
 ) -> System:
-    """Change some fields of a registered system (None clears hostname, ip, vars or labels).
+    """Change some fields of a registered system (None clears hostname, ip, vars, labels, local_boot or
+    boot_chain: the last two then inherit).
 
     Setting ``state`` to ``install`` is the same as :func:`reinstall` (a fresh token).
     """
@@ -262,6 +277,8 @@ def set_fields(
         changed = replace(changed, labels=check_labels(labels))
     if not isinstance(local_boot, _Unset):
         changed = replace(changed, local_boot=check_local_boot(local_boot))
+    if not isinstance(boot_chain, _Unset):
+        changed = replace(changed, boot_chain=check_boot_chain(boot_chain))
     if not isinstance(state, _Unset):
         new_state = check_state(state)
         if new_state is SystemState.INSTALL and system.state is not SystemState.INSTALL:

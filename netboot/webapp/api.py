@@ -259,6 +259,7 @@ def create_system() -> tuple[Response, int, dict[str, str]]:
         actor(),
         labels=body.labels,
         local_boot=body.local_boot,
+        boot_chain=body.boot_chain,
     )
     location = url_for("api.get_system", mac=system.mac.colon)
     return reply(shown(system)), 201, {"Location": location}

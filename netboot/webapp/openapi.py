@@ -108,7 +108,7 @@ ROUTES = (
         "/api/v1/systems/<mac>",
         "updateSystem",
         "Change the fields given (null clears "
-        "hostname, ip, vars, labels, local_boot; state install = reinstall)",
+        "hostname, ip, vars, labels, local_boot, boot_chain; state install = reinstall)",
         schemas.System,
         body=schemas.SystemPatch,
         errors=(*_BODY_ERRORS, 404, 409),

@@ -5,10 +5,11 @@ them), build what goes out, and are the OpenAPI document's schemas (:mod:`netboo
 document cannot drift from the code.
 
 The models check the form of each value (types, required and unknown keys, a MAC in any spelling, a
-profile name's characters, the ``local_boot`` and ``state`` choices) with the field types every schema
-shares (:mod:`netboot.schema_types`); :mod:`netboot.registration` keeps the checks the UI and CLI share and
-those that need the running server (the profile is loaded, RFC 1123 host names, a unicast IPv4 address,
-64 KiB of variables, duplicates). :func:`refusals` turns a validation error into the API's error shape.
+profile name's characters, the ``local_boot``, ``boot_chain`` and ``state`` choices) with the field types
+every schema shares (:mod:`netboot.schema_types`); :mod:`netboot.registration` keeps the checks the UI
+and CLI share and those that need the running server (the profile is loaded, RFC 1123 host names, a
+unicast IPv4 address, 64 KiB of variables, duplicates). :func:`refusals` turns a validation error into
+the API's error shape.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from netboot.schema_types import LocalBoot, Mac, ProfileName, reason_of, type_name
+from netboot.schema_types import BootChain, LocalBoot, Mac, ProfileName, reason_of, type_name
 
 if TYPE_CHECKING:
     from netboot.inventory import System as StoredSystem
@@ -57,6 +58,11 @@ Labels = dict[str, str]
 LOCAL_BOOT_HELP = (
     "how the machine boots its disk, over its group's and profile's: skip (no boot file at DHCP time), "
     "auto, exit or sanboot (iPXE hands back to the firmware); null inherits"
+)
+BOOT_CHAIN_HELP = (
+    "which loaders the machine gets, over its group's and profile's and the site's boot-chain: "
+    "ipxe: iPXE loads the boot script (no Secure Boot); shim-grub: the Microsoft-signed shim loads "
+    "signed GRUB, for machines with UEFI Secure Boot on; null inherits"
 )
 
 
@@ -91,10 +97,11 @@ class SystemCreate(ApiModel):
     vars: dict[str, Any] | None = Field(None, description="variables over the profile's (at most 64 KiB)")
     labels: Labels | None = None
     local_boot: LocalBoot | None = Field(None, description=LOCAL_BOOT_HELP)
+    boot_chain: BootChain | None = Field(None, description=BOOT_CHAIN_HELP)
 
 
 class SystemPatch(ApiModel):
-    """Only the keys given change; null clears hostname, ip, vars, labels and local_boot.
+    """Only the keys given change; null clears hostname, ip, vars, labels, local_boot and boot_chain.
 
     A key left out holds ``None`` here whatever its type (pydantic does not check defaults), and an
     explicit null for ``profile`` or ``state`` is refused by their types; read the body only through
@@ -108,6 +115,7 @@ class SystemPatch(ApiModel):
     labels: Labels | None = _keep()
     state: SettableState = _keep("install marks it for reinstall (a fresh token)")
     local_boot: LocalBoot | None = _keep(LOCAL_BOOT_HELP)
+    boot_chain: BootChain | None = _keep(BOOT_CHAIN_HELP)
 
     def changes(self) -> dict[str, Any]:
         """The keys that were sent, named as :func:`netboot.registration.set_fields` names them."""
@@ -200,6 +208,8 @@ class System(ApiModel):
     first_seen: float | None
     last_seen: float | None
     local_boot: LocalBoot | None
+    #: the system's own override; null: it inherits (its group's, profile's, then the site's)
+    boot_chain: BootChain | None
 
     @classmethod
     def of(cls, system: StoredSystem) -> System:
