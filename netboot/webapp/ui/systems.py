@@ -1,6 +1,9 @@
 """UI pages: systems (list, register one or many, edit, reinstall, remove), discovered machines,
 profiles and leases.
 
+Each system's page and the list say which boot chain it gets (``ipxe`` or ``shim-grub``, see
+:func:`netboot.profiles.boot_chain_for`) and where that comes from; the forms set or clear its own.
+
 Secret variables are ``<secret>`` on every page (the system's variables and preview, the profile's
 variables, the edit form); an admin may add ``?reveal=secrets`` to a system or profile page (audited; 403
 for viewers). The edit form sends back ``<secret>`` where it showed it: the stored value is kept there.
@@ -9,15 +12,16 @@ for viewers). The edit form sends back ``<secret>`` where it showed it: the stor
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from netboot import registration
-from netboot.inventory import SystemState
+from netboot.inventory import System, SystemState
 from netboot.registration import FieldError, NotFound
+from netboot.schema_types import BOOT_CHAIN_CHOICES
 from netboot.secretvars import restore
 from netboot.store.systems import SystemPage
 from netboot.webapp import preview
@@ -34,16 +38,56 @@ def index() -> BaseResponse:
 # -------------------------------------------------------------------------------------------- systems
 
 
+#: the system form's fields, as :func:`registration.register` and :func:`registration.set_fields` name them
+_FORM_FIELDS = ("mac", "hostname", "profile", "ip", "vars", "boot_chain")
+#: the boot chain select's help (the CLI's ``--boot-chain`` and the API say the same)
+BOOT_CHAIN_HINT = (
+    "ipxe: iPXE loads the boot script (no Secure Boot); shim-grub: the Microsoft-signed shim loads "
+    "signed GRUB, for machines with UEFI Secure Boot on"
+)
+
+
 def _system_form_values(system: Any = None) -> dict[str, str]:
     if system is None:
-        return {"mac": "", "hostname": "", "profile": "", "ip": "", "vars": ""}
+        return {name: "" for name in _FORM_FIELDS}
     return {
         "mac": system.mac.colon,
         "hostname": system.hostname or "",
         "profile": system.profile or "",
         "ip": str(system.ip) if system.ip else "",
         "vars": fmt_json(dict(system.variables)) if system.variables else "",
+        "boot_chain": system.boot_chain or "",
     }
+
+
+def _form_extras(runtime: Any, system: System | None = None) -> dict[str, Any]:
+    """What the system form's boot chain select needs: the choices, their help, what "inherit" gives."""
+    inherited = runtime.config.boot_chain
+    if system is not None:
+        inherited = runtime.core.choice(replace(system, boot_chain=None)).boot_chain
+    return {"chains": BOOT_CHAIN_CHOICES, "chain_hint": BOOT_CHAIN_HINT, "inherited_chain": inherited}
+
+
+@dataclass(frozen=True)
+class ChainShown:
+    """The boot chain a system gets and the level that said it (``this system``, ``group lab`` ...)."""
+
+    chain: str
+    source: str
+
+
+def _chain_of(runtime: Any, system: System) -> ChainShown:
+    """The chain the boot core would pick for ``system`` now, and which of its levels set it."""
+    choice = runtime.core.choice(system)
+    if system.boot_chain is not None:
+        source = "set on this system"
+    elif choice.group is not None and choice.group.boot_chain is not None:
+        source = f"from group {choice.group.name}"
+    elif choice.profile is not None and choice.profile.boot_chain is not None:
+        source = f"from profile {choice.profile.name}"
+    else:
+        source = "the site default (boot-chain)"
+    return ChainShown(choice.boot_chain, source)
 
 
 #: rows a list page shows unless ``?limit=`` says (at most :data:`PAGE_MAX`)
@@ -100,6 +144,7 @@ def systems() -> Page:
     return render_template(
         "systems.html",
         systems=page.systems,
+        chains={s.mac: _chain_of(runtime, s).chain for s in page.systems},
         pager=_pager(page, "ui.systems"),
         state=state,
         profile=profile,
@@ -116,8 +161,11 @@ def system_new() -> Page:
     if request.method == "GET":
         values = _system_form_values()
         values["mac"] = request.args.get("mac", "")
-        return render_template("system_form.html", mode="new", values=values, errors={}, profiles=profiles)
-    values = {k: request.form.get(k, "") for k in ("mac", "hostname", "profile", "ip", "vars")}
+        extras = _form_extras(runtime)
+        return render_template(
+            "system_form.html", mode="new", values=values, errors={}, profiles=profiles, **extras
+        )
+    values = {k: request.form.get(k, "") for k in _FORM_FIELDS}
     try:
         variables = registration.parse_variables_text(values["vars"])
         system = registration.register(
@@ -128,10 +176,16 @@ def system_new() -> Page:
             values["ip"] or None,
             variables,
             actor(),
+            boot_chain=values["boot_chain"] or None,
         )
     except FieldError as exc:
         return render_template(
-            "system_form.html", mode="new", values=values, errors={exc.field: exc.message}, profiles=profiles
+            "system_form.html",
+            mode="new",
+            values=values,
+            errors={exc.field: exc.message},
+            profiles=profiles,
+            **_form_extras(runtime),
         ), 400
     flash(f"Registered {system.mac} ({system.hostname or 'no host name'}) with profile {system.profile}.")
     return redirect(url_for("ui.system", mac=system.mac.colon))
@@ -182,6 +236,7 @@ def system(mac: str) -> Page:
         events=[event_json(e, secrets) for e in events],
         last_id=events[-1].id if events else 0,
         files=files,
+        chain=_chain_of(runtime, found),
     )
 
 
@@ -202,9 +257,16 @@ def system_edit(mac: str) -> Page:
             errors={},
             profiles=profiles,
             system=found,
+            **_form_extras(runtime, found),
         )
-    values = {k: request.form.get(k, "") for k in ("hostname", "profile", "ip", "vars")}
+    values = {k: request.form.get(k, "") for k in _FORM_FIELDS if k != "mac"}
     values["mac"] = found.mac.colon
+    # a form without the select (an older page, a script) keeps the system's own chain
+    chain: dict[str, Any] = {}
+    if "boot_chain" in request.form:
+        chain["boot_chain"] = values["boot_chain"] or None
+    else:
+        values["boot_chain"] = found.boot_chain or ""
     try:
         variables = registration.parse_variables_text(values["vars"])
         if variables:
@@ -217,6 +279,7 @@ def system_edit(mac: str) -> Page:
             hostname=values["hostname"] or None,
             ip=values["ip"] or None,
             variables=variables,
+            **chain,
         )
     except FieldError as exc:
         return render_template(
@@ -226,6 +289,7 @@ def system_edit(mac: str) -> Page:
             errors={exc.field: exc.message},
             profiles=profiles,
             system=found,
+            **_form_extras(runtime, found),
         ), 400
     flash(f"Saved {found.mac}.")
     return redirect(url_for("ui.system", mac=found.mac.colon))
@@ -324,9 +388,13 @@ def profile(name: str) -> Page:
     if reveal:
         audit_reveal(f"profile {summary.name}", "ui profile", list(summary.secret_paths))
     validated = preview.profile_validate(runtime, name) if request.args.get("validate") == "1" else None
+    loaded = preview.profile_set(runtime)[0].get(name)
     return render_template(
         "profile.html",
         profile=summary,
+        # None: neither the profile nor a parent says (its machines get their group's or the site's)
+        boot_chain=loaded.boot_chain if loaded is not None else None,
+        site_boot_chain=runtime.config.boot_chain,
         validated=validated,
         revealed=reveal,
         kind_description=preview.kind_description(summary.kind),
