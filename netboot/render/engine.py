@@ -20,7 +20,7 @@ from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
 
 from netboot.boot.urls import IPXE_MAC
 from netboot.inventory import System
-from netboot.profiles import Group, Profile, ProfileSet
+from netboot.profiles import Group, Profile, ProfileSet, boot_chain_for
 from netboot.render.context import ServerFacts, build_context
 from netboot.render.environment import NetbootSandbox, make_environment
 from netboot.render.errors import RenderError, UnknownAnswerFile
@@ -130,6 +130,7 @@ def render_boot_script(
     facts: ServerFacts,
     *,
     local_boot: str | None = None,
+    boot_chain: str | None = None,
 ) -> str:
     """The boot configuration (iPXE script, grub.cfg, pxelinux config) for one decision.
 
@@ -137,6 +138,9 @@ def render_boot_script(
     local boot. ``local`` boots the disk the ``local_boot`` way (``auto``, ``exit`` or ``sanboot``): the one
     the boot core resolved from the system, its group, its profile and the site, else the profile's own.
     ``menu`` lists the menu profiles for an unknown machine (iPXE; grub and pxelinux boot local).
+    ``boot_chain`` (``ipxe`` or ``shim-grub``) is the one the boot core resolved, the site's default
+    included; without it, the system's, group's or profile's, else ``ipxe`` (a template may say which
+    loaders the machine came through, e.g. GRUB's ``exit`` for a shim-grub local boot).
     """
     if kind not in BOOT_KINDS:
         raise ValueError(f"unknown boot config kind {kind!r}; one of {', '.join(BOOT_KINDS)}")
@@ -152,6 +156,7 @@ def render_boot_script(
         own = profile.local_boot if profile else None
         local_boot = own if own in LOCAL_BOOT_METHODS else "auto"
     context["local_boot"] = local_boot
+    context["boot_chain"] = boot_chain or boot_chain_for(system, group, profile)
     if decision == "menu":
         context["menu"] = [
             {

@@ -6,13 +6,14 @@ import gc
 import os
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from netboot.boot import urls
 from netboot.mac import MacAddress
-from netboot.profiles import ProfileSet, load_profiles
+from netboot.profiles import Profile, ProfileSet, load_profiles
 from netboot.render import (
     KINDS,
     RenderError,
@@ -158,6 +159,27 @@ def test_local_profile_and_local_boot_methods(tree: TreeBuilder) -> None:
     text = render_boot_script("ipxe", "install", ps, never, None, sample_system("never"), fixed_facts())
     assert text == "#!ipxe\nexit\n"  # install with a local-kind profile boots local
     assert render_boot_script("ipxe", "local", ps, None, None, None, fixed_facts()) == "#!ipxe\nauto\n"
+
+
+def test_boot_configs_see_the_boot_chain(tree: TreeBuilder) -> None:
+    root = tree(
+        {
+            "sb/profile.yaml": "kind: local\nboot_chain: shim-grub\n",
+            "plain/profile.yaml": "kind: local\n",
+            "_snippets/boot/local.ipxe.j2": "#!ipxe\n{{ boot_chain }}\n",
+        }
+    )
+    ps = load_profiles(root)
+    sb, plain = ps.get("sb"), ps.get("plain")
+
+    def chain(profile: Profile | None, **kw: str) -> str:
+        return render_boot_script("ipxe", "local", ps, profile, None, None, fixed_facts(), **kw)
+
+    assert chain(sb) == "#!ipxe\nshim-grub\n"  # the profile's own
+    assert chain(plain) == "#!ipxe\nipxe\n"  # nobody says
+    assert chain(plain, boot_chain="shim-grub") == "#!ipxe\nshim-grub\n"  # what the boot core resolved
+    own = replace(sample_system("sb"), boot_chain="ipxe")
+    assert render_boot_script("ipxe", "install", ps, sb, None, own, fixed_facts()) == "#!ipxe\nipxe\n"
 
 
 def test_menu_lists_profiles_with_chain_urls(sample_set: ProfileSet) -> None:
