@@ -197,6 +197,7 @@ class BootCore:
             choice.system,
             facts,
             local_boot=choice.script_local_boot,
+            boot_chain=choice.boot_chain,
         )
 
     def tftp_file(self, name: str, client: tuple[str, int]) -> bytes | None:
