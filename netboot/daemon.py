@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from netboot.servers.tftp import (
     AccessDenied,
     ChainResolver,
     FileSource,
+    ProfileFilesResolver,
     RootResolver,
     TftpResolver,
     TftpSource,
@@ -131,7 +133,12 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
     cfg = runtime.config
     root = cfg.tftp_dir
     root.mkdir(parents=True, exist_ok=True)
-    resolver = loader_resolver(runtime, ChainResolver(runtime.core.tftp_file, RootResolver(root)))
+    def data_dir_of(profile: str) -> Path | None:
+        found = runtime.profiles.get(profile)
+        return found.data_dir if found is not None else None
+
+    files = ProfileFilesResolver(data_dir_of, RootResolver(root))
+    resolver = loader_resolver(runtime, ChainResolver(runtime.core.tftp_file, files))
     try:
         server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=cfg.tftp_loops,
                            pin=cfg.tftp_pin)

@@ -1,38 +1,100 @@
-"""Finding boot loaders: which iPXE binaries exist, for which client architecture.
+"""Finding boot loaders: which iPXE binaries exist, for which client architecture, and the Secure Boot set.
 
-Loaders are looked up in the configured directory first, then in Debian's ``ipxe`` package
-(``/usr/lib/ipxe``). ``netboot serve`` prints what it found and what it lacks, so an admin knows at start
-that, say, UEFI clients will get no answer, instead of finding out from a machine that will not boot.
+iPXE loaders are looked up in the configured directory first, then in Debian's ``ipxe`` package
+(``/usr/lib/ipxe``). The Secure Boot chain (``boot_chain: shim-grub``) needs four files, served over TFTP
+by the names shim and GRUB ask for (read from real traffic: ``docs/secure-boot-research.md``):
+
+===============  ============================================================  ============================
+served as        Debian file                                                   package
+===============  ============================================================  ============================
+``shimx64.efi``  ``/usr/lib/shim/shimx64.efi.signed`` (signed by Microsoft)    shim-signed
+``grubx64.efi``  ``/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed``     grub-efi-amd64-signed
+``mmx64.efi``    ``/usr/lib/shim/mmx64.efi.signed`` (MokManager)               shim-helpers-amd64-signed
+``fbx64.efi``    ``/usr/lib/shim/fbx64.efi.signed`` (fallback)                 shim-helpers-amd64-signed
+===============  ============================================================  ============================
+
+Each is looked up in ``loaders.dir`` by its served name first (a site's own signed builds), then in
+Debian's places, then in ``/var/cache/netboot/secureboot`` (where ``scripts/install-deps.sh`` unpacks the
+shim packages on a UEFI host instead of letting their postinst run grub-install on the host itself).
+``netboot serve`` and ``netboot check`` print what was found and what is missing, so an admin knows at start
+that, say, Secure Boot machines will get no answer, instead of finding out from a machine that will not
+boot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netboot.arch import Arch
+from netboot.boot.urls import GRUB_FILE, SHIM_BOOT_FILE
 from netboot.config import DEBIAN_IPXE_DIR, LoadersConfig
+
+#: the Secure Boot chain's files: the name shim and GRUB ask for -> (Debian's file names, the package)
+SHIM_FILES: dict[str, tuple[str, str]] = {
+    SHIM_BOOT_FILE: ("usr/lib/shim/shimx64.efi.signed", "shim-signed"),
+    GRUB_FILE: ("usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", "grub-efi-amd64-signed"),
+    "mmx64.efi": ("usr/lib/shim/mmx64.efi.signed", "shim-helpers-amd64-signed"),
+    "fbx64.efi": ("usr/lib/shim/fbx64.efi.signed", "shim-helpers-amd64-signed"),
+}
+#: where Debian's packages put them (``/``), then where install-deps.sh unpacks them on a UEFI host
+SHIM_ROOTS = (Path("/"), Path("/var/cache/netboot/secureboot"))
 
 
 @dataclass(frozen=True)
 class Loaders:
-    """Loader file name per architecture (only the ones found) and where each file is."""
+    """Loader file name per architecture (only the ones found), the Secure Boot set, where each file is."""
 
     by_arch: dict[Arch, str]
     paths: dict[str, Path]
     missing: dict[Arch, str]
+    #: served name -> the Debian package that has it, for each Secure Boot file not found
+    shim_missing: dict[str, str] = field(default_factory=dict)
 
     def path(self, name: str) -> Path | None:
         return self.paths.get(name)
+
+    @property
+    def shim_ready(self) -> bool:
+        """Whether the shim-grub chain can be served: shim and GRUB found (MokManager and fallback are
+        only asked for when something fails, so their absence is reported but does not stop the chain)."""
+        return SHIM_BOOT_FILE in self.paths and GRUB_FILE in self.paths
 
     def describe(self) -> str:
         found = ", ".join(f"{arch.value}={self.paths[name]}" for arch, name in self.by_arch.items())
         lacking = ", ".join(f"{arch.value} ({name})" for arch, name in self.missing.items())
         text = f"loaders found: {found or 'none'}"
-        return text + (f"; missing: {lacking}" if lacking else "")
+        if lacking:
+            text += f"; missing: {lacking}"
+        if self.shim_missing:
+            packages = " ".join(sorted(set(self.shim_missing.values())))
+            text += (f"; Secure Boot (shim-grub) files missing: {', '.join(self.shim_missing)}"
+                     f" (apt-get install {packages})")
+        else:
+            text += "; Secure Boot (shim-grub): " + ", ".join(f"{n}={self.paths[n]}" for n in SHIM_FILES)
+        return text
 
 
-def find_loaders(cfg: LoadersConfig, search: tuple[Path, ...] | None = None) -> Loaders:
+def find_shim_files(
+    directory: Path | None, roots: tuple[Path, ...] = SHIM_ROOTS
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The Secure Boot files found (served name -> path) and the missing ones (served name -> package)."""
+    found: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    for name, (debian_name, package) in SHIM_FILES.items():
+        candidates = [directory / name] if directory is not None else []
+        candidates += [root / debian_name for root in roots]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            missing[name] = package
+        else:
+            found[name] = hit
+    return found, missing
+
+
+def find_loaders(
+    cfg: LoadersConfig, search: tuple[Path, ...] | None = None, shim_roots: tuple[Path, ...] = SHIM_ROOTS
+) -> Loaders:
     dirs = search if search is not None else tuple(d for d in (cfg.dir, DEBIAN_IPXE_DIR) if d is not None)
     wanted: dict[Arch, str | None] = {
         Arch.BIOS: cfg.bios,
@@ -54,4 +116,5 @@ def find_loaders(cfg: LoadersConfig, search: tuple[Path, ...] | None = None) -> 
                 break
         else:
             missing[arch] = name
-    return Loaders(by_arch, paths, missing)
+    shim_found, shim_missing = find_shim_files(cfg.dir, shim_roots)
+    return Loaders(by_arch, {**shim_found, **paths}, missing, shim_missing)

@@ -117,6 +117,7 @@ class Runtime:
                 server_ip=self.server_ip,
                 domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
                 loaders=dict(self.loaders.by_arch),
+                shim=self.loaders.shim_ready,
                 dhcp=cfg.dhcp.mode != "off",
                 token_ttl=cfg.limits.install_token_ttl,
             )

@@ -38,7 +38,7 @@ from netboot.boot.choose import BootChoice, choose
 from netboot.boot.classify import BootRequest
 from netboot.boot.decide import BootContext, DhcpAnswer, LocalBoot, decide
 from netboot.boot.ports import Audit, EventLog, Inventory, ProfileSource, Site
-from netboot.boot.tftpnames import classify_name
+from netboot.boot.tftpnames import GRUB_STUB, classify_name
 from netboot.boot.tokens import refusal, script_binding
 from netboot.events import Event
 from netboot.inventory import System, SystemState
@@ -131,12 +131,13 @@ class BootCore:
             )
         choice = self.choice(self.inventory.get(request.mac), request.arch.value)
         local = LocalBoot(f"{choice.reason}, local_boot skip") if choice.skips_dhcp else None
-        return decide(request, self._context(self.server_ip(local_ip)), local)
+        return decide(request, self._context(self.server_ip(local_ip)), local, choice.boot_chain)
 
     def _context(self, server_ip: IPv4Address) -> BootContext:
         ctx = self._contexts.get(server_ip)
         if ctx is None:
-            ctx = BootContext(server_ip=server_ip, http_port=self.site.http_port, loaders=self.site.loaders)
+            ctx = BootContext(server_ip=server_ip, http_port=self.site.http_port, loaders=self.site.loaders,
+                              shim=self.site.shim)
             self._contexts[server_ip] = ctx
         return ctx
 
@@ -208,6 +209,8 @@ class BootCore:
         kind, mac = found
         if mac is None:
             mac = self.events.mac_for(client[0])
+            if mac is None and kind == "grub":
+                return GRUB_STUB.encode()  # it asks again by its MAC rather than stopping at grub>
             if mac is None:
                 return None  # a catch-all name from a client we never saw: let the root answer
         try:

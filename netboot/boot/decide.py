@@ -12,6 +12,14 @@ UEFI ARM64 (11)            TFTP the configured ARM64 loader                     
 anything else              nothing: stay silent (proxy) or a plain lease (full)         -
 =========================  ===========================================================  ===========
 
+On the ``shim-grub`` chain (Secure Boot, :mod:`netboot.loaders`) a UEFI x64 PXE client gets TFTP
+``shimx64.efi`` instead of iPXE; shim then fetches ``grubx64.efi`` beside it and GRUB its config (see
+:mod:`netboot.boot.tftpnames`). Two cases get no boot file, with the reason recorded: the shim files are
+not installed, and UEFI HTTP Boot, because Debian 12's signed GRUB has no ``http`` module and, started by
+HTTP, cannot read its own config: it would stop at a ``grub>`` prompt (``docs/secure-boot-research.md``).
+Such a machine boots by PXE. The chain does not change BIOS clients (no Secure Boot there) nor a client
+that is already iPXE.
+
 "Next boot is local (skip)" is the registration axis, decided by :func:`netboot.boot.choose.choose`: a
 machine in state ``installed`` or ``local`` (or an unknown one under ``unknown-default: local``) whose
 ``local_boot`` is ``skip`` gets no boot file, so its firmware moves on to the next boot device at once
@@ -30,6 +38,10 @@ from netboot.arch import Arch
 from netboot.boot import urls
 from netboot.boot.classify import BootRequest
 
+#: the ``boot_chain`` values (:data:`netboot.schema_types.BOOT_CHAIN_CHOICES`)
+IPXE_CHAIN = "ipxe"
+SHIM_CHAIN = "shim-grub"
+
 
 @dataclass(frozen=True, slots=True)
 class BootContext:
@@ -39,6 +51,8 @@ class BootContext:
     http_port: int
     #: loader file name per architecture, only for loaders that were found on disk
     loaders: Mapping[Arch, str]
+    #: whether the Secure Boot files (shim and signed GRUB) were found, so the shim-grub chain can be served
+    shim: bool = False
 
     @property
     def http_base(self) -> str:
@@ -73,8 +87,18 @@ class LocalBoot:
 DhcpAnswer = BootDecision | NoBoot | LocalBoot
 
 
-def decide(request: BootRequest, ctx: BootContext, local: LocalBoot | None = None) -> DhcpAnswer | None:
-    """The boot answer for ``request``; ``local`` when its registration says "boot your disk, no detour"."""
+#: why a UEFI HTTP Boot client on the shim-grub chain gets no boot file
+HTTP_BOOT_SHIM = (
+    "shim-grub chain: UEFI HTTP Boot cannot finish with Debian 12's signed GRUB (it has no http module and "
+    "would stop at grub>): boot this machine by PXE"
+)
+
+
+def decide(
+    request: BootRequest, ctx: BootContext, local: LocalBoot | None = None, chain: str = IPXE_CHAIN
+) -> DhcpAnswer | None:
+    """The boot answer for ``request``; ``local`` when its registration says "boot your disk, no detour";
+    ``chain`` is the machine's ``boot_chain``."""
     if not request.boot_client:
         return None
     if local is not None:
@@ -82,6 +106,13 @@ def decide(request: BootRequest, ctx: BootContext, local: LocalBoot | None = Non
     if request.ipxe:
         vendor = "HTTPClient" if request.http else "PXEClient"
         return BootDecision(urls.ipxe_script_url(ctx.http_base), ctx.server_ip, vendor, "http")
+    if chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64:
+        if request.http:
+            return NoBoot(HTTP_BOOT_SHIM)
+        if not ctx.shim:
+            return NoBoot(f"shim-grub chain: {urls.SHIM_BOOT_FILE} or {urls.GRUB_FILE} not installed "
+                          "(apt-get install shim-signed grub-efi-amd64-signed)")
+        return BootDecision(urls.SHIM_BOOT_FILE, ctx.server_ip, "PXEClient", "tftp")
     loader = ctx.loaders.get(request.arch)
     if loader is None:
         return NoBoot(f"no boot loader configured or found for {request.arch.value}")

@@ -84,6 +84,8 @@ class Site:
     domain: str | None = None
     #: loader file name per architecture, only for loaders found on disk
     loaders: Mapping[Arch, str] = field(default_factory=dict)
+    #: whether shim and signed GRUB were found (the shim-grub chain can be served)
+    shim: bool = False
     #: site-wide template variables (the lowest layer of ``vars``)
     variables: Mapping[str, Any] = field(default_factory=dict)
     #: whether this daemon serves DHCP (then only DHCP teaches a machine's address; with DHCP off, the

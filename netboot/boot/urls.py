@@ -13,6 +13,12 @@ Paths (``<mac>`` is the colon spelling, ``52:54:00:12:34:56``; the server accept
 * ``/files/<profile>/<path>``                    a kernel/initrd from the profile's data directory
 * ``/done/<mac>?token=<token>``                  the completion callback (GET or POST) that ends install mode
 * ``/loaders/<name>``                            an iPXE binary, for UEFI HTTP Boot clients
+
+TFTP names of the Secure Boot chain (``boot_chain: shim-grub``), as shim and Debian's signed GRUB ask for
+them (read from their traffic, ``docs/secure-boot-research.md``): the boot file ``shimx64.efi``; shim then
+asks ``grubx64.efi`` beside it (and ``mmx64.efi`` when GRUB fails verification); GRUB asks only
+``/grub/grub.cfg``, which sources ``/grub/grub.cfg-01-<mac>``; kernels and initrds come as
+``/files/<profile>/<path>`` (that GRUB has no http).
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ ANSWER_ROUTE = "/answer/<mac>/<file>"
 FILES_ROUTE = "/files/<profile>/<path:path>"
 DONE_ROUTE = "/done/<mac>"
 LOADER_ROUTE = "/loaders/<name>"
+
+#: the boot file of the shim-grub chain, and the GRUB shim loads beside it
+SHIM_BOOT_FILE = "shimx64.efi"
+GRUB_FILE = "grubx64.efi"
+#: the one config name Debian's signed GRUB asks for (its prefix is ``(tftp,<server>)/grub``)
+GRUB_CONFIG = "grub/grub.cfg"
 
 #: What iPXE substitutes with the booting NIC's MAC; used where the script is for an unknown machine.
 IPXE_MAC = "${net0/mac}"
@@ -67,6 +79,11 @@ LOADER_PREFIX = LOADER_ROUTE.removesuffix("<name>")
 def loader_url(base: str, name: str) -> str:
     """``<base>/loaders/<name>``: a loader for a UEFI HTTP Boot client."""
     return f"{base}{LOADER_PREFIX}{quote(name, safe='')}"
+
+
+def tftp_files_path(profile: str, path: str) -> str:
+    """``/files/<profile>/<path>``: a profile's kernel or initrd as TFTP serves it (GRUB's ``(tftp,...)``)."""
+    return f"/files/{profile}/{path.lstrip('/')}"
 
 
 def answer_dir_url(base: str, mac: MacAddress | str) -> str:

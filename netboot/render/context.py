@@ -163,7 +163,11 @@ def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> 
     else:
         url = source.url
         present = True
-    return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub_path(url)}
+    # GRUB fetches what netboot serves over TFTP: Debian 12's signed GRUB (the shim-grub chain) has no http,
+    # and older GRUBs cannot name an http port (docs/secure-boot-research.md)
+    grub = f"(tftp,{facts.tftp_server}){urls.tftp_files_path(profile.name, source.path)}" if local and \
+        source.path else grub_path(url)
+    return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub}
 
 
 def _extra_args(variables: Mapping[str, Any]) -> list[str]:

@@ -88,6 +88,36 @@ class RootResolver:
             raise AccessDenied(exc.reason) from None
 
 
+class ProfileFilesResolver:
+    """``files/<profile>/<path>``: a profile's kernel and initrd from its ``data_dir``, as HTTP ``/files``
+    serves them, for GRUB on the shim-grub chain (Debian 12's signed GRUB fetches only by TFTP); any other
+    name goes to ``fallback``. ``data_dir_of(profile)`` is asked per request, so a profile reload counts.
+    """
+
+    def __init__(self, data_dir_of: Callable[[str], Path | None], fallback: TftpResolver) -> None:
+        self.data_dir_of = data_dir_of
+        self.fallback = fallback
+
+    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+        try:
+            name = normalise(filename)
+        except PathRefused as exc:
+            raise AccessDenied(exc.reason) from None
+        top, _, rest = name.partition("/")
+        if top != "files":
+            return self.fallback(filename, client)
+        profile, _, path = rest.partition("/")
+        data_dir = self.data_dir_of(profile) if profile and path else None
+        if data_dir is None:
+            raise FileNotFound(f"no profile {profile!r} with a data_dir")
+        try:
+            return FileSource(open_file(data_dir, path))
+        except PathNotFound as exc:
+            raise FileNotFound(exc.reason) from None
+        except PathRefused as exc:
+            raise AccessDenied(exc.reason) from None
+
+
 class ChainResolver:
     """Dynamic content first (per-MAC configs rendered on request, never written to disk), then the root.
 

@@ -80,6 +80,6 @@ def test_golden_debian_from_installed_package(sample_set: ProfileSet) -> None:
         "http://10.0.0.1:8080/files/debian12-preseed/debian-installer/amd64/linux" in rendered["install.ipxe"]
     )
     assert (
-        "(http,10.0.0.1:8080)/files/debian12-preseed/debian-installer/amd64/initrd.gz"
+        "(tftp,10.0.0.1)/files/debian12-preseed/debian-installer/amd64/initrd.gz"
         in rendered["install.grub"]
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from netboot.boot.tftpnames import GRUB_STUB
 from netboot.inventory import SystemState
 from netboot.mac import MacAddress
 from netboot.runtime import Runtime
@@ -63,7 +64,7 @@ def test_grub_config_of_a_system_in_install_state(runtime: Runtime) -> None:
     assert text is not None
     assert "menuentry 'netboot: install debian12-preseed'" in text
     if HAVE_DEBIAN:
-        files = f"(http,{SERVER}:8080)/files/debian12-preseed/debian-installer/amd64"
+        files = f"(tftp,{SERVER})/files/debian12-preseed/debian-installer/amd64"  # that GRUB has no http
         assert f"  linux '{files}/linux' " in text
         assert f"  initrd '{files}/initrd.gz'\n" in text
         assert f"'url={BASE}/answer/{MAC}/preseed.cfg?token={token}'" in text
@@ -143,7 +144,9 @@ def test_catch_all_names_follow_the_mac_learned_for_the_client_ip(runtime: Runti
     pxe = ("10.0.0.77", 2070)
     # a client never seen in DHCP: the TFTP root answers (pxelinux falls back to its own default)
     assert tftp(runtime, "pxelinux.cfg/default", pxe) is None
-    assert tftp(runtime, "grub/grub.cfg", pxe) is None
+    # ... but GRUB gets the stub that makes it ask by its own MAC, not a grub> prompt
+    assert tftp(runtime, "grub/grub.cfg", pxe) == GRUB_STUB
+    assert "$prefix/grub.cfg-01-$net_default_mac" in GRUB_STUB
     runtime.recorder.learn(pxe[0], MacAddress.parse(MAC))
     pxelinux = tftp(runtime, "pxelinux.cfg/default", pxe)
     grub = tftp(runtime, "grub/grub.cfg", pxe)
