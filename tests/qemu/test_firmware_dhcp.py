@@ -6,6 +6,7 @@ which then TFTPs ``ipxe.efi`` from netboot). In proxy mode dnsmasq is the networ
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from served import start_dnsmasq, start_netboot
 from netboot.qemu import VmSpec, command, missing_firmware
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
+
+SLOWCLIENTS = Path(__file__).resolve().parent.parent / "slowclients.py"
 
 
 @pytest.mark.parametrize("mode", ["full", "proxy"])
@@ -46,6 +49,15 @@ def test_firmware_reaches_boot_script(
         serial_log=artifacts / "serial.log",
         state_dir=tmp_path,
     )
+    slow_log = artifacts / "slowclients.log"
+    if firmware == "bios" and mode == "full":
+        # issue 15: 200 slow clients hold connections to netboot's HTTP while the machine boots (waitress's
+        # old defaults, 100 connections and a 120 s timeout, let them starve every booting machine)
+        neighbour = lab.host("slow", 50)
+        neighbour.spawn(
+            [sys.executable, str(SLOWCLIENTS), served.ip, str(served.http_port), "200", "150"], log=slow_log
+        )
+        wait_for_log(slow_log, "open 200", 30)
     started = time.monotonic()
     lab.bridge.spawn(command(spec), log=artifacts / "qemu.log")
     try:
@@ -58,5 +70,9 @@ def test_firmware_reaches_boot_script(
     assert f"{mac} (" in log and ": ipxe -> " in log
     if firmware == "uefi":
         assert "ipxe.efi complete" in log  # OVMF fetched iPXE over netboot's TFTP
+    if slow_log.exists():
+        held = slow_log.read_text().splitlines()
+        assert held[-1] == "still open 200", held[-3:]  # all still connected when the script was served
+        assert not any(line.startswith("refusing") for line in held)  # ... from their own namespace
     if mode == "proxy":
         assert "NAK" not in log and " to 10." not in log.split("netboot ready")[1].split("boot.ipxe")[0]
