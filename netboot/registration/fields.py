@@ -165,14 +165,18 @@ def check_labels(value: object) -> dict[str, str]:
     return out
 
 
-def check_local_boot(value: object) -> str | None:
-    """A system's own ``local_boot`` (None or empty: inherit from its group, profile and the site)."""
+def _inherited_choice(field: str, value: object, choices: tuple[str, ...]) -> str | None:
+    """One of ``choices``; None (inherit) for None or empty; else :class:`FieldError` on ``field``."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or value not in LOCAL_BOOT_CHOICES:
-        choices = ", ".join(LOCAL_BOOT_CHOICES)
-        raise FieldError("local_boot", f"must be one of {choices} (or empty to inherit)")
+    if not isinstance(value, str) or value not in choices:
+        raise FieldError(field, f"must be one of {', '.join(choices)} (or empty to inherit)")
     return value
+
+
+def check_local_boot(value: object) -> str | None:
+    """A system's own ``local_boot`` (None or empty: inherit from its group, profile and the site)."""
+    return _inherited_choice("local_boot", value, LOCAL_BOOT_CHOICES)
 
 
 def check_boot_chain(value: object) -> str | None:
@@ -181,12 +185,7 @@ def check_boot_chain(value: object) -> str | None:
     ``ipxe``: iPXE loads the boot script (no Secure Boot); ``shim-grub``: the Microsoft-signed shim loads
     signed GRUB, for machines with UEFI Secure Boot on.
     """
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or value not in BOOT_CHAIN_CHOICES:
-        choices = ", ".join(BOOT_CHAIN_CHOICES)
-        raise FieldError("boot_chain", f"must be one of {choices} (or empty to inherit)")
-    return value
+    return _inherited_choice("boot_chain", value, BOOT_CHAIN_CHOICES)
 
 
 def check_state(value: object) -> SystemState:

@@ -165,8 +165,10 @@ def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> 
         present = True
     # GRUB fetches what netboot serves over TFTP: Debian 12's signed GRUB (the shim-grub chain) has no http,
     # and older GRUBs cannot name an http port (docs/secure-boot-research.md)
-    grub = f"(tftp,{facts.tftp_server}){urls.tftp_files_path(profile.name, source.path)}" if local and \
-        source.path else grub_path(url)
+    if local and source.path:
+        grub: str | None = f"(tftp,{facts.tftp_server}){urls.tftp_files_path(profile.name, source.path)}"
+    else:
+        grub = grub_path(url)
     return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub}
 
 

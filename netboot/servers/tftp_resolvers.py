@@ -80,12 +80,17 @@ class RootResolver:
         self.root = Path(root)
 
     def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
-        try:
-            return FileSource(open_file(self.root, filename))
-        except PathNotFound as exc:
-            raise FileNotFound(exc.reason) from None
-        except PathRefused as exc:
-            raise AccessDenied(exc.reason) from None
+        return _open_under(self.root, filename)
+
+
+def _open_under(root: Path, name: str) -> FileSource:
+    """``name`` under ``root`` through the sandbox, its refusals as TFTP errors 1 and 2."""
+    try:
+        return FileSource(open_file(root, name))
+    except PathNotFound as exc:
+        raise FileNotFound(exc.reason) from None
+    except PathRefused as exc:
+        raise AccessDenied(exc.reason) from None
 
 
 class ProfileFilesResolver:
@@ -110,12 +115,7 @@ class ProfileFilesResolver:
         data_dir = self.data_dir_of(profile) if profile and path else None
         if data_dir is None:
             raise FileNotFound(f"no profile {profile!r} with a data_dir")
-        try:
-            return FileSource(open_file(data_dir, path))
-        except PathNotFound as exc:
-            raise FileNotFound(exc.reason) from None
-        except PathRefused as exc:
-            raise AccessDenied(exc.reason) from None
+        return _open_under(data_dir, path)
 
 
 class ChainResolver:

@@ -254,15 +254,23 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def audit_quietly(
+    who: str, action: str, target: str, detail: dict[str, object] | None = None, *, ok: bool = True
+) -> None:
+    """Write an audit line about sign-in or a refusal; a failing store is logged, never the caller's error
+    (the answer, a 401/403/429 or a sign-out, stands whether or not it could be recorded)."""
+    try:
+        _store().audit.write(who, action, target, detail, ok=ok)
+    except Exception:
+        log.exception("could not write the audit log")
+
+
 def audit_refusal(principal: Principal, reason: str) -> None:
     """Write a refused action (403) of a known caller to the audit log: who, the method and the path.
     Only callers with valid credentials reach this, so strangers cannot fill the log."""
-    try:
-        _store().audit.write(
-            principal.actor, "refused", f"{request.method} {request.path}"[:512], {"reason": reason}, ok=False
-        )
-    except Exception:
-        log.exception("could not write the audit log")
+    audit_quietly(
+        principal.actor, "refused", f"{request.method} {request.path}"[:512], {"reason": reason}, ok=False
+    )
 
 
 def _refuse_token_on_ui() -> Response:

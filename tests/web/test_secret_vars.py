@@ -25,7 +25,6 @@ from netboot import registration, secretvars
 from netboot.config import Config
 from netboot.mac import MacAddress
 from netboot.runtime import Runtime, build_runtime
-from netboot.webapp import create_app
 
 from .conftest import ADMIN, PROFILES, VIEWER, ApiClient, WebClient
 
@@ -88,13 +87,6 @@ def runtime(tmp_path: Path, profiles_dir: Path, monkeypatch: pytest.MonkeyPatch)
     rt.store.systems.seen(MacAddress.parse(DISCOVERED), arch="bios", uuid=None, now=1.0)
     yield rt
     rt.close()
-
-
-@pytest.fixture
-def app(runtime: Runtime) -> Flask:
-    made = create_app(runtime)
-    made.config["TESTING"] = True
-    return made
 
 
 def _fill(rule: Rule, runtime: Runtime) -> list[str]:

@@ -17,6 +17,7 @@ from netboot.store.accounts import ROLES
 from netboot.webapp.auth import (
     actor,
     any_role,
+    audit_quietly,
     deny,
     limit_keys,
     limiter,
@@ -37,19 +38,11 @@ def _first_run() -> bool | None:
         return None
 
 
-def _audit(who: str, action: str, target: str, detail: dict[str, object] | None = None, *,
-           ok: bool = True) -> None:
-    try:
-        _runtime().store.audit.write(who, action, target, detail, ok=ok)
-    except Exception:
-        current_app.logger.exception("could not write the audit log")
-
-
 def _limited(name: str, next_url: str, keys: list[str], wait: float) -> Response:
     """429: a key of this sign-in still waits; the password is not looked at."""
     seconds = max(1, math.ceil(wait))
     if limiter().first_refusal(keys):
-        _audit(name[:64] or "(empty)", "login-limited", f"from {request.remote_addr}",
+        audit_quietly(name[:64] or "(empty)", "login-limited", f"from {request.remote_addr}",
                {"retry_after": seconds}, ok=False)
     resp = Response(
         render_template(
@@ -88,7 +81,7 @@ def login() -> Page:
         )
     if user is None or user.role not in ROLES:
         limiter().failed(keys)
-        _audit(name[:64] or "(empty)", "login-failed", f"from {request.remote_addr}", ok=False)
+        audit_quietly(name[:64] or "(empty)", "login-failed", f"from {request.remote_addr}", ok=False)
         return render_template(
             "login.html",
             next=next_url,
@@ -113,6 +106,6 @@ def login() -> Page:
 def logout() -> BaseResponse:
     who = actor()
     sign_out()
-    _audit(who, "logout", f"from {request.remote_addr}")
+    audit_quietly(who, "logout", f"from {request.remote_addr}")
     flash("Signed out.")
     return redirect(url_for("ui.login"))
