@@ -30,6 +30,7 @@ from netboot.servers.tftp import (
     FileSource,
     ProfileFilesResolver,
     RootResolver,
+    TftpPeer,
     TftpResolver,
     TftpSource,
 )
@@ -116,7 +117,7 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
 def loader_resolver(runtime: Runtime, fallback: TftpResolver) -> TftpResolver:
     """Loaders by bare name (``undionly.kpxe``) from wherever they were found, then ``fallback``."""
 
-    def resolve(filename: str, client: tuple[str, int]) -> TftpSource:
+    def resolve(filename: str, client: TftpPeer) -> TftpSource:
         try:
             name = normalise(filename)
         except PathRefused as exc:
@@ -138,7 +139,10 @@ def build_tftp(runtime: Runtime, bind: str) -> tuple[TftpLoops, str]:
         return found.data_dir if found is not None else None
 
     files = ProfileFilesResolver(data_dir_of, RootResolver(root))
-    resolver = loader_resolver(runtime, ChainResolver(runtime.core.tftp_file, files))
+    def rendered(name: str, peer: TftpPeer) -> bytes | None:
+        return runtime.core.tftp_file(name, (peer.ip, peer.port), host=peer.local)
+
+    resolver = loader_resolver(runtime, ChainResolver(rendered, files))
     try:
         server = TftpLoops((bind, cfg.ports.tftp), resolver, runtime.recorder, loops=cfg.tftp_loops,
                            pin=cfg.tftp_pin)

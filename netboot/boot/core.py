@@ -201,8 +201,11 @@ class BootCore:
             boot_chain=choice.boot_chain,
         )
 
-    def tftp_file(self, name: str, client: tuple[str, int]) -> bytes | None:
-        """A per-MAC boot config asked over TFTP, rendered now; None = not ours (the TFTP root answers)."""
+    def tftp_file(self, name: str, client: tuple[str, int], host: str | None = None) -> bytes | None:
+        """A per-MAC boot config asked over TFTP, rendered now; None = not ours (the TFTP root answers).
+
+        ``host`` is our address the request came to: the config names the server by it (its kernel line
+        and answer-file URL), as a boot script fetched by HTTP does by the ``Host`` it was asked at."""
         found = classify_name(name)
         if found is None:
             return None
@@ -214,7 +217,7 @@ class BootCore:
             if mac is None:
                 return None  # a catch-all name from a client we never saw: let the root answer
         try:
-            script, _choice = self.boot_config(kind, mac, host=None, client_ip=client[0])
+            script, _choice = self.boot_config(kind, mac, host=host, client_ip=client[0])
         except RenderError as exc:
             log.error("%s (%s): cannot render %s: %s", mac, client[0], name, exc)
             return None

@@ -65,6 +65,7 @@ from netboot.servers.tftp_resolvers import (
     FileSource,
     ProfileFilesResolver,
     RootResolver,
+    TftpPeer,
     TftpResolver,
     TftpSource,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "FileSource",
     "ProfileFilesResolver",
     "RootResolver",
+    "TftpPeer",
     "TftpResolver",
     "TftpServer",
     "TftpSource",
@@ -411,7 +413,7 @@ class TftpServer:
         """Ask the resolver; answer ERROR 1/2/0 and return None when it says no (or breaks)."""
         code, message, reason = ErrorCode.NOT_DEFINED, "internal error", ""
         try:
-            source = self._resolver(request.filename, (str(addr[0]), int(addr[1])))
+            source = self._resolver(request.filename, TftpPeer(str(addr[0]), int(addr[1]), local))
             if request.mode == "netascii":
                 source = self._netascii(source)
             return source

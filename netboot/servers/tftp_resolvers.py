@@ -14,17 +14,28 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from netboot.fs import PathNotFound, PathRefused, normalise, open_file
 from netboot.protocol.tftp import Buffer, BytesSource, Source
 
+
+class TftpPeer(NamedTuple):
+    """Who asked, and at which of our addresses: a config rendered for a TFTP client names the server by
+    the address the client reached (the socket listens on 0.0.0.0; IP_PKTINFO says which one it was)."""
+
+    ip: str
+    port: int
+    #: our address the request was sent to; None when the kernel did not say
+    local: str | None = None
+
+
 #: What a resolver returns: ``size`` plus ``read(offset, length)`` and ``close()``.
 TftpSource: TypeAlias = Source
-#: ``resolver(filename, (client_ip, client_port)) -> TftpSource``; raises FileNotFound or AccessDenied.
-TftpResolver: TypeAlias = Callable[[str, tuple[str, int]], TftpSource]
-#: ``dynamic(normalised_name, (client_ip, client_port)) -> bytes`` rendered now, or None for "not mine".
-DynamicContent: TypeAlias = Callable[[str, tuple[str, int]], bytes | None]
+#: ``resolver(filename, peer) -> TftpSource``; raises FileNotFound or AccessDenied.
+TftpResolver: TypeAlias = Callable[[str, TftpPeer], TftpSource]
+#: ``dynamic(normalised_name, peer) -> bytes`` rendered now, or None for "not mine".
+DynamicContent: TypeAlias = Callable[[str, TftpPeer], bytes | None]
 
 #: bytes a FileSource reads at once (per active transfer, so memory is this times the transfers)
 READAHEAD = 32 << 10
@@ -79,7 +90,7 @@ class RootResolver:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+    def __call__(self, filename: str, client: TftpPeer) -> TftpSource:
         return _open_under(self.root, filename)
 
 
@@ -103,7 +114,7 @@ class ProfileFilesResolver:
         self.data_dir_of = data_dir_of
         self.fallback = fallback
 
-    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+    def __call__(self, filename: str, client: TftpPeer) -> TftpSource:
         try:
             name = normalise(filename)
         except PathRefused as exc:
@@ -129,7 +140,7 @@ class ChainResolver:
         self.dynamic = dynamic
         self.root_resolver = root_resolver
 
-    def __call__(self, filename: str, client: tuple[str, int]) -> TftpSource:
+    def __call__(self, filename: str, client: TftpPeer) -> TftpSource:
         try:
             name = normalise(filename)
         except PathRefused as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import netboot.runtime
 from netboot.boot.tftpnames import GRUB_STUB
 from netboot.inventory import SystemState
 from netboot.mac import MacAddress
@@ -166,3 +167,22 @@ def test_a_failing_boot_template_is_not_served(make_runtime: RuntimeFactory, pro
     with caplog.at_level("ERROR", logger="netboot.tftp"):
         assert tftp(rt, PXELINUX) is None  # nothing partial: the client gets the root's answer (or none)
     assert f"install.pxelinux.j2:{line}:" in caplog.text and MAC in caplog.text
+
+
+def test_a_config_asked_by_tftp_names_the_address_the_client_reached(
+    make_runtime: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No server address configured or found on an interface: the grub.cfg names the server by the
+    address its TFTP request came to (IP_PKTINFO), in the kernel path and in the answer-file URL, as a
+    script fetched by HTTP does by its Host, never by a loopback fallback."""
+    monkeypatch.setattr(netboot.runtime, "default_server_ip", lambda: None)  # a host with no address yet
+    rt = make_runtime(server_ip=None)
+    assert rt.core.site.server_ip is None
+    token = register(rt)
+    data = rt.core.tftp_file(GRUB, CLIENT, host="10.7.7.1")
+    assert data is not None
+    text = data.decode()
+    assert f"url=http://10.7.7.1:8080/answer/{MAC}/preseed.cfg?token={token}" in text
+    if HAVE_DEBIAN:
+        assert "(tftp,10.7.7.1)/files/debian12-preseed/debian-installer/amd64/linux" in text
+    assert "127.0.0.1" not in text
