@@ -23,6 +23,7 @@ boot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +38,27 @@ SHIM_FILES: dict[str, tuple[str, str]] = {
     "mmx64.efi": ("usr/lib/shim/mmx64.efi.signed", "shim-helpers-amd64-signed"),
     "fbx64.efi": ("usr/lib/shim/fbx64.efi.signed", "shim-helpers-amd64-signed"),
 }
-#: where Debian's packages put them (``/``), then where install-deps.sh unpacks them on a UEFI host
-SHIM_ROOTS = (Path("/"), Path("/var/cache/netboot/secureboot"))
+#: the two the chain cannot start without (MokManager and fallback are asked for only when something fails)
+SHIM_REQUIRED = (SHIM_BOOT_FILE, GRUB_FILE)
+#: the file system Debian's packages install into; read at each :func:`find_loaders` call, so a test can
+#: point it at a fake tree
+SYSTEM_ROOT = Path("/")
+#: below the system root: where install-deps.sh unpacks the shim packages on a UEFI host
+SECUREBOOT_CACHE = Path("var/cache/netboot/secureboot")
+
+
+def shim_roots_under(root: Path) -> tuple[Path, ...]:
+    """Where Debian's paths of :data:`SHIM_FILES` are looked up: under ``root``, then under its cache."""
+    return (root, root / SECUREBOOT_CACHE)
+
+
+#: the roots on this machine
+SHIM_ROOTS = shim_roots_under(Path("/"))
+
+
+def apt_install(packages: Iterable[str]) -> str:
+    """``apt-get install A B``: each package once, sorted."""
+    return "apt-get install " + " ".join(sorted(set(packages)))
 
 
 @dataclass(frozen=True)
@@ -58,7 +78,17 @@ class Loaders:
     def shim_ready(self) -> bool:
         """Whether the shim-grub chain can be served: shim and GRUB found (MokManager and fallback are
         only asked for when something fails, so their absence is reported but does not stop the chain)."""
-        return SHIM_BOOT_FILE in self.paths and GRUB_FILE in self.paths
+        return all(name in self.paths for name in SHIM_REQUIRED)
+
+    @property
+    def shim_required_missing(self) -> dict[str, str]:
+        """Of shim and GRUB, the ones not found (served name -> package): the chain needs both."""
+        return {n: p for n, p in self.shim_missing.items() if n in SHIM_REQUIRED}
+
+    @property
+    def shim_helpers_missing(self) -> dict[str, str]:
+        """MokManager and fallback not found (served name -> package): the chain runs without them."""
+        return {n: p for n, p in self.shim_missing.items() if n not in SHIM_REQUIRED}
 
     def describe(self) -> str:
         found = ", ".join(f"{arch.value}={self.paths[name]}" for arch, name in self.by_arch.items())
@@ -66,19 +96,20 @@ class Loaders:
         text = f"loaders found: {found or 'none'}"
         if lacking:
             text += f"; missing: {lacking}"
+        shim = ", ".join(f"{n}={self.paths[n]}" for n in SHIM_FILES if n not in self.shim_missing)
+        text += f"; Secure Boot (shim-grub): {shim or 'none'}"
         if self.shim_missing:
-            packages = " ".join(sorted(set(self.shim_missing.values())))
-            text += (f"; Secure Boot (shim-grub) files missing: {', '.join(self.shim_missing)}"
-                     f" (apt-get install {packages})")
-        else:
-            text += "; Secure Boot (shim-grub): " + ", ".join(f"{n}={self.paths[n]}" for n in SHIM_FILES)
+            text += f"; missing: {', '.join(self.shim_missing)} ({apt_install(self.shim_missing.values())})"
         return text
 
 
 def find_shim_files(
     directory: Path | None, roots: tuple[Path, ...] = SHIM_ROOTS
 ) -> tuple[dict[str, Path], dict[str, str]]:
-    """The Secure Boot files found (served name -> path) and the missing ones (served name -> package)."""
+    """The Secure Boot files found (served name -> path) and the missing ones (served name -> package).
+
+    ``directory`` (``loaders.dir``) by the served name first, so a site's own signed build wins; then
+    Debian's file under each of ``roots``."""
     found: dict[str, Path] = {}
     missing: dict[str, str] = {}
     for name, (debian_name, package) in SHIM_FILES.items():
@@ -93,9 +124,19 @@ def find_shim_files(
 
 
 def find_loaders(
-    cfg: LoadersConfig, search: tuple[Path, ...] | None = None, shim_roots: tuple[Path, ...] = SHIM_ROOTS
+    cfg: LoadersConfig,
+    search: tuple[Path, ...] | None = None,
+    shim_roots: tuple[Path, ...] | None = None,
+    *,
+    root: Path | None = None,
 ) -> Loaders:
-    dirs = search if search is not None else tuple(d for d in (cfg.dir, DEBIAN_IPXE_DIR) if d is not None)
+    """Every loader ``cfg`` names, in ``cfg.dir`` then in Debian's places under ``root`` (the system's
+    root, :data:`SYSTEM_ROOT`, unless given): iPXE from ``usr/lib/ipxe``, the Secure Boot set as
+    :func:`find_shim_files` says. ``search`` (the iPXE directories) and ``shim_roots`` replace those
+    places outright."""
+    system = SYSTEM_ROOT if root is None else root
+    debian_ipxe = system / DEBIAN_IPXE_DIR.relative_to(DEBIAN_IPXE_DIR.anchor)
+    dirs = search if search is not None else tuple(d for d in (cfg.dir, debian_ipxe) if d is not None)
     wanted: dict[Arch, str | None] = {
         Arch.BIOS: cfg.bios,
         Arch.UEFI_X64: "snponly.efi" if cfg.snponly else cfg.uefi_x64,
@@ -116,5 +157,6 @@ def find_loaders(
                 break
         else:
             missing[arch] = name
-    shim_found, shim_missing = find_shim_files(cfg.dir, shim_roots)
+    roots = shim_roots_under(system) if shim_roots is None else shim_roots
+    shim_found, shim_missing = find_shim_files(cfg.dir, roots)
     return Loaders(by_arch, {**shim_found, **paths}, missing, shim_missing)

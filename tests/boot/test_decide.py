@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from netboot.arch import ARCH_CODES, Arch
 from netboot.boot import urls
 from netboot.boot.classify import classify
-from netboot.boot.decide import BootContext, BootDecision, LocalBoot, NoBoot, decide
+from netboot.boot.decide import (
+    HTTP_BOOT_SHIM,
+    SHIM_CHAIN,
+    BootContext,
+    BootDecision,
+    LocalBoot,
+    NoBoot,
+    decide,
+)
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
@@ -319,3 +327,111 @@ def test_answers_only_boot_clients_and_only_with_existing_loaders(
         assert decision.next_server == SERVER
     else:
         assert isinstance(decision, NoBoot)
+
+
+# -- the shim-grub chain (Secure Boot) -------------------------------------------------------------
+
+SHIM = tftp(urls.SHIM_BOOT_FILE)
+#: UEFI x64 PXE clients (93 = 7 or 9, or the vendor class saying arch 7): they get shim on the chain
+UEFI_X64_PXE = ["ovmf-pxe", "ovmf-pxe-request", "x64-ebc-9", "dhclient-as-pxe", "pxe-no-93-vendor-arch-7",
+                "pxe-malformed-93-vendor-arch-7"]
+
+
+def shim_context(loaders: Mapping[Arch, str], *, shim: bool = True) -> BootContext:
+    return BootContext(server_ip=SERVER, http_port=PORT, loaders=loaders, shim=shim)
+
+
+@pytest.mark.parametrize("loaders", sorted(LOADER_SETS))
+@pytest.mark.parametrize("client", UEFI_X64_PXE)
+def test_shim_chain_gives_uefi_x64_pxe_shim_over_tftp(client: str, loaders: str) -> None:
+    """Whatever iPXE loaders exist (none at all, too): shim is the boot file, a bare TFTP name, PXEClient."""
+    request = classify(CLIENTS[client])
+    assert request is not None and request.arch is Arch.UEFI_X64 and not request.http and not request.ipxe
+    got = decide(request, shim_context(LOADER_SETS[loaders]), chain=SHIM_CHAIN)
+    assert got == BootDecision("shimx64.efi", SERVER, "PXEClient", "tftp") == SHIM
+    # the same client on the iPXE chain (the default) still gets iPXE: the chain is what changed it
+    assert decide(request, shim_context(LOADER_SETS[loaders])) != SHIM
+
+
+@pytest.mark.parametrize("shim", [True, False])
+def test_shim_chain_uefi_http_boot_gets_no_boot_file_with_the_reason(shim: bool) -> None:
+    """Debian 12's signed GRUB cannot go on from HTTP Boot: no boot file, and the reason says to use PXE
+    (also when shim is missing: HTTP Boot would not work with it either)."""
+    request = classify(CLIENTS["ovmf-http"])
+    assert request is not None and request.http
+    for loaders in LOADER_SETS.values():
+        got = decide(request, shim_context(loaders, shim=shim), chain=SHIM_CHAIN)
+        assert got == NoBoot(HTTP_BOOT_SHIM)
+    assert "PXE" in HTTP_BOOT_SHIM and "http module" in HTTP_BOOT_SHIM
+
+
+@pytest.mark.parametrize("client", UEFI_X64_PXE)
+def test_shim_chain_without_the_files_gets_no_boot_file_naming_the_packages(client: str) -> None:
+    request = classify(CLIENTS[client])
+    assert request is not None
+    got = decide(request, shim_context(DEFAULT, shim=False), chain=SHIM_CHAIN)
+    assert isinstance(got, NoBoot)  # never iPXE instead: Secure Boot firmware refuses it
+    assert "shimx64.efi" in got.reason and "grubx64.efi" in got.reason
+    assert "apt-get install shim-signed grub-efi-amd64-signed" in got.reason
+
+
+@pytest.mark.parametrize("shim", [True, False])
+@pytest.mark.parametrize("loaders", sorted(LOADER_SETS))
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_shim_chain_leaves_every_other_client_as_the_ipxe_chain_does(client: str, loaders: str,
+                                                                     shim: bool) -> None:
+    """BIOS (no Secure Boot there), ARM64 (no shim for it here), a client already in iPXE (it asks for the
+    script), ordinary OS clients: the shim-grub chain answers them exactly as the iPXE chain does."""
+    request = classify(CLIENTS[client])
+    assert request is not None
+    if request.arch is Arch.UEFI_X64 and not request.ipxe and request.boot_client:
+        return  # the rows above
+    ctx = shim_context(LOADER_SETS[loaders], shim=shim)
+    assert decide(request, ctx, chain=SHIM_CHAIN) == decide(request, ctx, chain="ipxe")
+
+
+def test_shim_chain_rows_for_bios_ipxe_and_arm64() -> None:
+    """The rows of the previous test spelled out, so a change to both chains at once still shows."""
+    ctx = shim_context(WITH_ARM64)
+    expected = {
+        "udhcpc-as-pxe": tftp("undionly.kpxe"),
+        "pxe-no-93": tftp("undionly.kpxe"),
+        "bios-ipxe-rom": IPXE,
+        "ipxe-efi-chainloaded": IPXE,  # ipxe.efi after OVMF PXE: the script, not shim again
+        "ipxe-http-boot": IPXE_HTTP,
+        "arm64-pxe": tftp("ipxe-arm64.efi"),
+        "arm64-http": http_loader("ipxe-arm64.efi"),
+        "debian-installer": None,
+    }
+    for client, answer in expected.items():
+        request = classify(CLIENTS[client])
+        assert request is not None
+        assert decide(request, ctx, chain=SHIM_CHAIN) == answer, client
+
+
+@pytest.mark.parametrize("shim", [True, False])
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_local_boot_wins_on_the_shim_chain_too(client: str, shim: bool) -> None:
+    request = classify(CLIENTS[client])
+    assert request is not None
+    local = LocalBoot("state installed: local boot, local_boot skip")
+    got = decide(request, shim_context(DEFAULT, shim=shim), local, SHIM_CHAIN)
+    assert got == (local if request.boot_client else None)
+
+
+@given(boot_packets(), LOADERS, st.booleans())
+def test_shim_chain_changes_only_uefi_x64_firmware_clients(packet: DhcpPacket, loaders: dict[Arch, str],
+                                                           shim: bool) -> None:
+    request = classify(packet)
+    assert request is not None
+    ctx = shim_context(loaders, shim=shim)
+    got = decide(request, ctx, chain=SHIM_CHAIN)
+    if request.boot_client and request.arch is Arch.UEFI_X64 and not request.ipxe:
+        if request.http:
+            assert got == NoBoot(HTTP_BOOT_SHIM)
+        elif shim:
+            assert got == SHIM
+        else:
+            assert isinstance(got, NoBoot) and "shim-signed" in got.reason
+    else:
+        assert got == decide(request, ctx)
