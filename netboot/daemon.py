@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from netboot.chaincheck import serve_warnings, shim_use
 from netboot.config import Config
 from netboot.dhcp.leases import LeasePool
 from netboot.dhcp.service import DhcpService
@@ -208,6 +209,10 @@ def serve(config: Config) -> int:
             "set loaders.dir)",
             ", ".join(a.value for a in runtime.loaders.missing),
         )
+    use = shim_use(runtime.profiles, runtime.store.systems.list(), site_chain=config.boot_chain,
+                   unknown_default=config.unknown_default, site_source=config.source)
+    for line in serve_warnings(runtime.loaders, use):
+        log.warning("%s", line)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)

@@ -116,15 +116,21 @@ def render(config_file: Path | None, data_dir: Path | None, mac: str, kind: str)
 @state_options
 @click.option("--quiet", "-q", is_flag=True, help="Print problems only.")
 def check(config_file: Path | None, data_dir: Path | None, quiet: bool) -> None:
-    """Load every profile, render each against a sample system and run its installer's validator.
+    """Load every profile, render each against a sample system and run its installer's validator; say
+    which boot loaders are missing, and what the Secure Boot (shim-grub) chain lacks where it is chosen.
 
     Exits non-zero on any error (warnings are printed but pass).
     """
+    from netboot.chaincheck import check_problems, ipxe_problems, shim_use
     from netboot.render import check_all, tool_versions
 
     with opened(config_file, data_dir) as runtime:
         problems = check_all(runtime.profiles_dir, runtime.facts(), private=runtime.private_paths)
         names = runtime.profiles.names()
+        cfg = runtime.config
+        use = shim_use(runtime.profiles, runtime.store.systems.list(), site_chain=cfg.boot_chain,
+                       unknown_default=cfg.unknown_default, site_source=cfg.source)
+        problems += ipxe_problems(runtime.loaders) + check_problems(runtime.loaders, use)
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         click.echo(str(p), err=p.severity == "error")
