@@ -143,14 +143,14 @@ def _system_context(system: System, variables: Mapping[str, Any]) -> dict[str, A
 
 
 def grub_path(url: str) -> str | None:
-    """``http://h:8080/p`` -> ``(http,h:8080)/p`` for GRUB's net device; None if GRUB cannot fetch it."""
+    """``tftp://h/p`` -> ``(tftp,h)/p`` for GRUB's net device; None for a URL GRUB cannot fetch.
+
+    GRUB configs serve the shim-grub chain, and Debian 12's signed GRUB has no ``http`` module (nor can it
+    load one under Secure Boot lockdown), so ``http://`` and ``https://`` are both out of its reach."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "tftp") or not parts.netloc:
+    if parts.scheme != "tftp" or not parts.netloc:
         return None
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return f"({parts.scheme},{parts.netloc}){path}"
+    return f"(tftp,{parts.netloc}){parts.path or '/'}"
 
 
 def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> dict[str, Any]:
@@ -163,9 +163,10 @@ def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> 
     else:
         url = source.url
         present = True
-    # GRUB fetches what netboot serves over TFTP: Debian 12's signed GRUB (the shim-grub chain) has no http,
-    # and older GRUBs cannot name an http port (docs/secure-boot-research.md)
-    if local and source.path:
+    # GRUB fetches what netboot serves over TFTP, also a file not put in place yet (its fetch fails as
+    # its HTTP one would): Debian 12's signed GRUB (the shim-grub chain) has no http
+    # (docs/secure-boot-research.md)
+    if source.path and (local or not source.url):
         grub: str | None = f"(tftp,{facts.tftp_server}){urls.tftp_files_path(profile.name, source.path)}"
     else:
         grub = grub_path(url)
