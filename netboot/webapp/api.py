@@ -172,8 +172,10 @@ def audit_reveal(target: str, view: str, names: Any) -> None:
 
 def shown(system: System, reveal: bool = False) -> schemas.System:
     """``system`` as the API answers with it: secret variables redacted unless ``reveal``."""
-    profiles, _ = preview.profile_set(services_of(current_app))
-    return schemas.System.of(preview.shown_system(profiles, system, reveal=reveal))
+    runtime = services_of(current_app)
+    profiles, _ = preview.profile_set(runtime)
+    loaders = preview.system_loaders(runtime, system)
+    return schemas.System.of(preview.shown_system(profiles, system, reveal=reveal), loaders)
 
 
 def _kept_secrets(mac: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +239,10 @@ def list_systems() -> Response:
     return reply(
         schemas.SystemList(
             systems=[
-                schemas.System.of(preview.shown_system(profiles, x, reveal=reveal)) for x in page.systems
+                schemas.System.of(
+                    preview.shown_system(profiles, x, reveal=reveal), preview.system_loaders(runtime, x)
+                )
+                for x in page.systems
             ],
             total=page.total,
             offset=page.offset,

@@ -8,6 +8,8 @@ is a change of this file only.
 * :func:`profile_summary` -> one profile's description, variables, answer files and render status.
 * :func:`profile_validate` -> the installers' own validators (slow: subprocesses), on request.
 * :func:`shown_system` -> a system as people see it: its secret variables redacted.
+* :func:`system_loaders` -> what each firmware gets when the system boots now (the boot core's own DHCP
+  answer, explained by :mod:`netboot.boot.loaders_view`).
 
 Secret variables (:mod:`netboot.secretvars`: the name rule, and the ``secrets:`` of the machine's profile
 and group) are redacted in everything here unless the caller passes ``reveal=True``, which the UI and API
@@ -20,11 +22,23 @@ routes, which do not come through here, render with the real values.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
+from ipaddress import AddressValueError, IPv4Address
 from typing import Any
 
 from flask import has_request_context, request
 
+from netboot.boot.core import BootCore
+from netboot.boot.decide import SHIM_CHAIN
+from netboot.boot.loaders_view import (
+    FIRMWARES,
+    LoaderRow,
+    OneSystem,
+    grub_config_name,
+    loader_row,
+    request_for,
+)
 from netboot.inventory import System, SystemState
 from netboot.plain import plain
 from netboot.profiles import Group, Profile, ProfileSet, secret_names
@@ -39,6 +53,7 @@ from netboot.render import (
     render_boot_script,
     sample_system,
 )
+from netboot.render.context import resolve_source
 from netboot.secretvars import hidden_paths, redact, scrub, secret_strings
 from netboot.webapp.services import WebServices
 
@@ -98,6 +113,54 @@ def server_facts(services: WebServices) -> ServerFacts:
     if has_request_context():
         host = (request.host or "").rsplit(":", 1)[0].strip("[]") or None
     return services.core.facts(host)
+
+
+def _grub_fetches(facts: ServerFacts, profile: Profile | None) -> bool:
+    """Whether GRUB's config for ``profile`` loads every kernel and initrd (render's own choice of a path
+    GRUB can fetch: netboot's files over TFTP), rather than booting the local disk; True when it loads
+    none."""
+    if profile is None or not profile.installs or profile.kernel is None:
+        return True
+    sources = (profile.kernel, *profile.initrds)
+    return all(resolve_source(facts, profile, s)["grub"] is not None for s in sources)
+
+
+def _answer_address(services: WebServices, facts: ServerFacts) -> IPv4Address:
+    """The local address to ask the boot core's DHCP answer for: any, when the site names its server (that
+    is used); else the one the browser reached us at, as a client on that network would."""
+    if services.core.site.server_ip is not None:
+        return services.core.site.server_ip
+    try:
+        return IPv4Address(facts.server_ip)
+    except AddressValueError:
+        return IPv4Address("127.0.0.1")
+
+
+def system_loaders(services: WebServices, system: System) -> list[LoaderRow]:
+    """What each firmware of :data:`~netboot.boot.loaders_view.FIRMWARES` gets if ``system`` boots from
+    the network now: the boot core's DHCP answer to that firmware's request, with whether each file is on
+    this server and what the loader fetches next.
+
+    The answer comes from a :class:`BootCore` made for this call, with the daemon's site, profiles and
+    event log, over :class:`OneSystem` (``system`` as given): the same code DHCP runs, without a database
+    read per firmware, nothing staged or recorded, and nothing cached in the daemon's core.
+    """
+    core = services.core
+    view = BootCore(OneSystem(system), lambda: core.profiles, core.events, core.site, core.audit)
+    facts = server_facts(services)
+    local_ip = _answer_address(services, facts)
+    now = time.time()
+    fetches: dict[str, bool] = {}  # profile -> GRUB loads its kernel and initrd (a stat each)
+    rows = []
+    for firmware in FIRMWARES:
+        request = request_for(firmware, system.mac)
+        answer = view.dhcp(request, local_ip, now=now, discover=False)
+        choice = view.choice(system, request.arch.value)
+        name = choice.profile.name if choice.profile else ""
+        if name not in fetches:
+            fetches[name] = _grub_fetches(facts, choice.profile)
+        rows.append(loader_row(firmware, request, answer, choice, services.loaders, fetches[name]))
+    return rows
 
 
 def profile_set(services: WebServices) -> tuple[ProfileSet, list[str]]:
@@ -178,7 +241,8 @@ def _redacted_inputs(
 def preview_system(
     services: WebServices, system: System, *, hide_token: bool = False, reveal: bool = False
 ) -> list[Rendered]:
-    """The iPXE boot script this system gets if it boots now, then each answer file of its profile.
+    """The iPXE boot script this system gets if it boots now (and on the shim-grub chain the grub.cfg
+    its UEFI x64 GRUB reads), then each answer file of its profile.
 
     The decision is the boot core's, the same one DHCP and the ``boot`` blueprint make; nothing is stored
     and no event is recorded. Secret variables are rendered as the placeholder unless ``reveal``.
@@ -206,11 +270,14 @@ def preview_system(
     label = f"boot.ipxe ({choice.reason})"
     if choice.skips_dhcp:
         label = f"boot.ipxe ({choice.reason}; DHCP gives it no boot file, so it only gets this if it asks)"
-    try:
-        script = services.core.render("ipxe", choice, script_facts)
-        out.append(Rendered(label, "ipxe", content=script))
-    except (RenderError, ValueError) as exc:
-        out.append(Rendered(label, "ipxe", error=str(exc)))
+    configs = [("ipxe", label)]
+    if choice.boot_chain == SHIM_CHAIN:
+        configs.append(("grub", f"{grub_config_name(system.mac)} (what GRUB reads on the shim-grub chain)"))
+    for kind, name in configs:
+        try:
+            out.append(Rendered(name, kind, content=services.core.render(kind, choice, script_facts)))
+        except (RenderError, ValueError) as exc:
+            out.append(Rendered(name, kind, error=str(exc)))
     if system.state is SystemState.DISCOVERED:
         return out
     if profile is None:

@@ -29,6 +29,9 @@ from pydantic_core import ErrorDetails
 from netboot.schema_types import BootChain, LocalBoot, Mac, ProfileName, reason_of, type_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from netboot.boot.loaders_view import LoaderRow
     from netboot.inventory import System as StoredSystem
     from netboot.store.accounts import AuditEntry as StoredAuditEntry
     from netboot.store.events import StoredEvent
@@ -195,6 +198,49 @@ class Me(ApiModel):
     token: int | None = Field(description="the token's id, null when signed in with the session")
 
 
+Via = Literal["tftp", "http"]
+
+
+class LoaderFile(ApiModel):
+    """A file a loader fetches from this server next (shim's GRUB, MokManager, fallback)."""
+
+    name: str
+    found: bool = Field(description="whether this server has it")
+    package: str | None = Field(description="the Debian package that has it, when it is missing")
+    always: bool = Field(description="false for what is asked only when something fails (MokManager)")
+
+
+class Loader(ApiModel):
+    """What one kind of firmware gets if the machine boots from the network now: the boot core's DHCP
+    answer, whether its files are on this server, and what the loader fetches next."""
+
+    firmware: Literal["bios", "uefi-x64", "uefi-x64-http", "uefi-arm64"]
+    label: str = Field(examples=["UEFI x64 PXE"])
+    chain: BootChain | None = Field(description="the chain serving this firmware; null: no boot file")
+    boot_file: str | None = Field(description="what DHCP names: a TFTP file, or a URL for HTTP Boot")
+    via: Via | None
+    found: bool | None = Field(description="whether the boot file is on this server")
+    then: list[LoaderFile]
+    config: str | None = Field(description="the boot.ipxe script or GRUB's per-MAC grub.cfg it reads")
+    config_via: Via | None
+    kernel_via: Via | None = Field(description="how the kernel and initrd come; null: it loads none")
+    missing: list[str] = Field(description="files this server lacks that stop this firmware booting")
+    note: str | None = Field(description="why it gets nothing, what is missing, what it does instead")
+
+    @classmethod
+    def of(cls, row: LoaderRow) -> Loader:
+        return cls.model_validate(
+            {
+                **{name: getattr(row, name) for name in cls.model_fields if name != "then"},
+                "missing": list(row.missing),
+                "then": [
+                    LoaderFile(name=f.name, found=f.found, package=f.package, always=f.always)
+                    for f in row.then
+                ],
+            }
+        )
+
+
 class System(ApiModel):
     mac: str = Field(examples=["52:54:00:12:34:56"])
     hostname: str | None
@@ -210,10 +256,14 @@ class System(ApiModel):
     local_boot: LocalBoot | None
     #: the system's own override; null: it inherits (its group's, profile's, then the site's)
     boot_chain: BootChain | None
+    loaders: list[Loader] = Field(
+        description="what each firmware gets if it boots from the network now (BIOS, UEFI x64 PXE, "
+        "UEFI x64 HTTP Boot, UEFI ARM64), decided as DHCP would"
+    )
 
     @classmethod
-    def of(cls, system: StoredSystem) -> System:
-        return cls.model_validate(system.as_json())
+    def of(cls, system: StoredSystem, loaders: Iterable[LoaderRow]) -> System:
+        return cls.model_validate({**system.as_json(), "loaders": [Loader.of(row) for row in loaders]})
 
 
 class Paged(ApiModel):

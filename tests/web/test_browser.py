@@ -141,6 +141,12 @@ def test_sign_in_register_and_field_errors(served_app: str, runtime: Runtime, we
         phone.screenshot(path=str(web_artifacts / "07-systems-phone.png"), full_page=True)
         phone.goto(f"{base}/ui/systems/52:54:00:12:34:56")
         phone.screenshot(path=str(web_artifacts / "08-system-phone.png"), full_page=True)
+        # the loaders table turns into cards too: a row per firmware, and no sideways scrolling
+        rows, width = phone.evaluate(
+            "[document.querySelectorAll('#loaders tr[data-firmware]').length,"
+            " document.documentElement.scrollWidth]"
+        )
+        assert rows == 4 and width <= PHONE["width"], f"{rows} loader rows, the page is {width} px wide"
         phone.goto(f"{base}/ui/discovered")
         phone.screenshot(path=str(web_artifacts / "09-discovered-phone.png"), full_page=True)
         width = phone.evaluate("document.documentElement.scrollWidth")

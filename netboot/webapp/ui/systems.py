@@ -2,7 +2,9 @@
 profiles and leases.
 
 Each system's page and the list say which boot chain it gets (``ipxe`` or ``shim-grub``, see
-:func:`netboot.profiles.boot_chain_for`) and where that comes from; the forms set or clear its own.
+:func:`netboot.profiles.boot_chain_for`) and where that comes from; the forms set or clear its own. The
+page's loaders table (and the list's tooltip and "missing" badge) says what each firmware gets, from the
+boot core's own DHCP answer (:func:`netboot.webapp.preview.system_loaders`).
 
 Secret variables are ``<secret>`` on every page (the system's variables and preview, the profile's
 variables, the edit form); an admin may add ``?reveal=secrets`` to a system or profile page (audited; 403
@@ -90,6 +92,23 @@ def _chain_of(runtime: Any, system: System) -> ChainShown:
     return ChainShown(choice.boot_chain, source)
 
 
+@dataclass(frozen=True)
+class ChainCell:
+    """The systems list's boot chain cell: the chain, each firmware's boot file in a line (the tooltip),
+    and the files this server lacks that stop one of its firmware from booting."""
+
+    chain: str
+    summary: str
+    missing: tuple[str, ...]
+
+
+def _chain_cell(runtime: Any, system: System) -> ChainCell:
+    rows = preview.system_loaders(runtime, system)
+    summary = "; ".join(f"{r.label}: {r.boot_file or 'no boot file'}" for r in rows)
+    missing = tuple(dict.fromkeys(name for r in rows for name in r.missing))
+    return ChainCell(_chain_of(runtime, system).chain, summary, missing)
+
+
 #: rows a list page shows unless ``?limit=`` says (at most :data:`PAGE_MAX`)
 PAGE_SIZE = 50
 PAGE_MAX = 500
@@ -144,7 +163,7 @@ def systems() -> Page:
     return render_template(
         "systems.html",
         systems=page.systems,
-        chains={s.mac: _chain_of(runtime, s).chain for s in page.systems},
+        chains={s.mac: _chain_cell(runtime, s) for s in page.systems},
         pager=_pager(page, "ui.systems"),
         state=state,
         profile=profile,
@@ -237,6 +256,7 @@ def system(mac: str) -> Page:
         last_id=events[-1].id if events else 0,
         files=files,
         chain=_chain_of(runtime, found),
+        loaders=preview.system_loaders(runtime, found),
     )
 
 
