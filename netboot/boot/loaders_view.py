@@ -31,7 +31,7 @@ from netboot.boot.choose import BootChoice
 from netboot.boot.classify import BootRequest
 from netboot.boot.decide import IPXE_CHAIN, SHIM_CHAIN, BootDecision, DhcpAnswer, LocalBoot
 from netboot.inventory import System
-from netboot.loaders import SHIM_FILES, Loaders
+from netboot.loaders import SHIM_FILES, SHIM_REQUIRED, Loaders, apt_install
 from netboot.mac import MacAddress
 
 
@@ -152,8 +152,7 @@ def _no_boot_missing(request: BootRequest, choice: BootChoice, loaders: Loaders)
     if _shim_http(request, choice):
         return {}
     if choice.boot_chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64:
-        needed = (urls.SHIM_BOOT_FILE, urls.GRUB_FILE)
-        return {n: p for n, p in loaders.shim_missing.items() if n in needed}
+        return dict(loaders.shim_required_missing)
     wanted = loaders.missing.get(request.arch)
     return {wanted: None} if wanted is not None else {}
 
@@ -223,17 +222,16 @@ def loader_row(
     if name == urls.SHIM_BOOT_FILE:
         chain, config_via = SHIM_CHAIN, "tftp"
         then = tuple(
-            LoaderFile(n, n in loaders.paths, loaders.shim_missing.get(n), always=n == urls.GRUB_FILE)
+            LoaderFile(n, n in loaders.paths, loaders.shim_missing.get(n), always=n in SHIM_REQUIRED)
             for n in SHIM_NEXT
         )
         config = grub_config_name(request.mac)
-        lacking_names += [f.name for f in then if f.name == urls.GRUB_FILE and not f.found]
-        helpers = [f for f in then if not f.found and f.name != urls.GRUB_FILE]
+        lacking_names += [f.name for f in then if f.always and not f.found]
+        helpers = loaders.shim_helpers_missing
         if helpers:
-            packages = " ".join(sorted({f.package for f in helpers if f.package}))
             notes.append(
-                f"{', '.join(f.name for f in helpers)} not installed (apt-get install {packages}): shim has "
-                "no MokManager or fallback to offer if verification fails"
+                f"{', '.join(helpers)} not installed ({apt_install(helpers.values())}): shim has no "
+                "MokManager or fallback to offer if verification fails"
             )
     else:
         chain, config_via = IPXE_CHAIN, "http"
