@@ -85,14 +85,15 @@ def _path(value: Any) -> Path:
     return Path(_str(value)).expanduser()
 
 
-def _choice(options: tuple[str, ...], *, upper: bool = False) -> Any:
-    def check(value: Any) -> str:
-        text = str(value).upper() if upper else value
-        if text not in options:
-            raise ValueError(f"must be one of {', '.join(options)}; got {value!r}")
-        return str(text)
+def _choice_check(options: tuple[str, ...], value: Any, *, upper: bool = False) -> str:
+    text = str(value).upper() if upper else value
+    if text not in options:
+        raise ValueError(f"must be one of {', '.join(options)}; got {value!r}")
+    return str(text)
 
-    return PlainValidator(check)
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Any:
+    return PlainValidator(lambda value: _choice_check(options, value, upper=upper))
 
 
 def _unknown_default(value: Any) -> str:
@@ -154,8 +155,13 @@ class ReservationFile(_Section):
     hostname: Hostname | None = None
 
 
+def _dhcp_mode(value: Any) -> str:
+    # YAML 1.1 reads a bare ``mode: off`` as false: that is what an admin who writes it means
+    return _choice_check(DHCP_MODES, "off" if value is False else value)
+
+
 class DhcpFile(_Section):
-    mode: Annotated[str, _choice(DHCP_MODES)] = "proxy"
+    mode: Annotated[str, PlainValidator(_dhcp_mode)] = "proxy"
     port: Port = 67
     proxy_port: Port = 4011
     subnet: Subnet | None = None

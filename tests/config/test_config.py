@@ -229,6 +229,12 @@ def test_scalars_accepted_where_a_list_is_usual(tmp_path: Path) -> None:
     assert cfg.dhcp.dns_servers == (IPv4Address("10.0.0.1"),)
 
 
+@pytest.mark.parametrize("written", ["off", '"off"', "false", "no"])
+def test_dhcp_mode_off_as_yaml_reads_a_bare_off(tmp_path: Path, written: str) -> None:
+    """YAML 1.1 turns a bare ``off`` (and ``no``, ``false``) into false: the admin meant the mode ``off``."""
+    assert load_config(write(tmp_path, f"dhcp:\n  mode: {written}\n")).dhcp.mode == "off"
+
+
 def test_full_mode_example(tmp_path: Path) -> None:
     cfg = load_config(
         write(
