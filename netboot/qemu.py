@@ -21,7 +21,8 @@ Firmware facts this relies on (QEMU 7.2, ipxe-qemu 2019, OVMF 2022.11 from Debia
   custom-key site, where Microsoft-signed shim is refused and only binaries signed with that key run.
 
 The Secure Boot kinds are in :data:`SECURE_BOOT_FIRMWARES`, not in :data:`FIRMWARES` (what ``netboot lab``
-offers), until netboot serves a chain such a VM accepts (issue 16).
+offers): such a VM boots only when its system is on ``boot_chain: shim-grub``, which the lab does not set;
+``tests/qemu/test_secure_boot.py`` boots them.
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ class Served:
         stop(self.proc)
 
 
-def start_dnsmasq(lab: Lab, workdir: Path, log: Path) -> Netns:
-    """dnsmasq as the network's ordinary DHCP server (.150-.160, no DNS) in its own namespace at .2."""
+def start_dnsmasq(lab: Lab, workdir: Path, log: Path, *extra: str) -> Netns:
+    """dnsmasq as the network's ordinary DHCP server (.150-.160, no DNS) in its own namespace at .2;
+    ``extra`` options after the rest (``--dhcp-boot=...`` when it, not netboot, names the boot file)."""
     ns = lab.host("dnsmasq", 2)
     ns.spawn(
         [
@@ -60,6 +61,7 @@ def start_dnsmasq(lab: Lab, workdir: Path, log: Path) -> Netns:
             f"--dhcp-range={lab.ip(150)},{lab.ip(160)},1h",
             f"--dhcp-leasefile={workdir}/dnsmasq.leases",
             "--log-dhcp",
+            *extra,
         ],
         log=log,
     )

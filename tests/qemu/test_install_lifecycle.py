@@ -6,33 +6,20 @@ disk. An unregistered VM booting meanwhile shows up as discovered.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from netlab import Lab, stop, wait_for
-from served import NETBOOT, Served, start_netboot
+from served import start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
+
+from .vmtools import cli, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
 DEBIAN_INSTALLER = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux")
-
-
-def cli(served: Served, *args: str) -> str:
-    return subprocess.run([NETBOOT, *args, "--data-dir", str(served.data)], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
-
-
-def system(served: Served, mac: str) -> dict[str, object]:
-    result: dict[str, object] = json.loads(cli(served, "system", "show", mac, "--json", "--events", "500"))
-    return result
-
-
-def phases(served: Served, mac: str) -> list[str]:
-    return [str(e["phase"]) for e in system(served, mac)["events"]]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])

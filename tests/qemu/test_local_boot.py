@@ -23,22 +23,21 @@ after the script's ``exit``.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from netlab import Lab, Netns, stop, wait_for, wait_for_log
+from netlab import Lab, Netns, stop, wait_for_log
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.utils import rdpcap
-from served import NETBOOT, Served, start_dnsmasq, start_netboot
+from served import Served, start_dnsmasq, start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
 
 from .bootdisk import disk_args
+from .vmtools import Console, cli, events
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -48,19 +47,7 @@ DHCP_PORTS = (67, 68, 4011)
 NIC_TRIED = {"bios": "Configuring (net0 ", "uefi": ">>Start PXE over IPv4"}
 PXE4_LEFT = {"uefi": "BdsDxe: failed to load Boot"}  # the first option to fail is the NIC's PXEv4
 #: OVMF gives every one of its four network boot options a full DHCP schedule before the disk
-#: terminal control sequences (cursor moves, colours, clear screen) and backspaces on the console
-ESCAPES = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\x08")
 REACH_DISK_WITHIN = {"bios": 120.0, "uefi": 420.0}
-
-
-def cli(served: Served, *args: str) -> str:
-    return subprocess.run([NETBOOT, *args, "--data-dir", str(served.data)], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
-
-
-def events(served: Served, mac: str) -> list[dict[str, object]]:
-    shown = json.loads(cli(served, "system", "show", mac, "--json", "--events", "500"))
-    return list(shown["events"])
 
 
 def start_capture(ns: Netns, interface: str, pcap: Path) -> subprocess.Popen[bytes]:
@@ -72,34 +59,6 @@ def start_capture(ns: Netns, interface: str, pcap: Path) -> subprocess.Popen[byt
                      "-w", str(pcap)], log=log)
     wait_for_log(log, "listening on", 20)
     return proc
-
-
-@dataclass
-class Console:
-    """The serial log, with the time each awaited text first appeared in it (seconds from ``started``).
-
-    Texts are looked for with the terminal escapes taken out: sgabios copies the BIOS screen to the serial
-    port one character at a time, each behind a cursor move.
-    """
-
-    path: Path
-    started: float
-    seen_at: dict[str, float] = field(default_factory=dict)
-
-    def wait(self, texts: list[str], timeout: float) -> None:
-        """Until the last of ``texts`` appears; notes when each one first did."""
-        def done() -> bool:
-            data = self.text()
-            for text in texts:
-                if text not in self.seen_at and text in data:
-                    self.seen_at[text] = time.monotonic() - self.started
-            return texts[-1] in self.seen_at
-
-        wait_for(done, timeout, interval=0.2, what=f"{texts[-1]!r} on the serial console")
-
-    def text(self) -> str:
-        raw = self.path.read_bytes() if self.path.exists() else b""
-        return ESCAPES.sub(b"", raw).decode(errors="replace")
 
 
 def dhcp_replies_from(packets: list[object], server_ip: str, mac: str) -> list[object]:
