@@ -15,7 +15,7 @@ from served import start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
 
-from .vmtools import cli, phases, system
+from .vmtools import cli, events, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -71,7 +71,7 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     assert seen.index("dhcp") < seen.index("boot-script") < seen.index("answer-file"), seen
     log = served.log_text()
     assert f"{mac} (" in log and "answer file preseed.cfg of debian12-preseed" in log
-    summaries = [str(e["summary"]) for e in system(served, mac)["events"]]  # type: ignore[union-attr]
+    summaries = [str(e["summary"]) for e in events(served, mac)]
     assert "file debian12-preseed/debian-installer/amd64/linux" in summaries  # kernel from netboot's /files
 
 
@@ -84,8 +84,7 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     # what the preseed's late_command does, from the machine's own address: call the completion URL.
     # The VM is stopped and the test host takes its MAC and address over, playing the installed machine
     # (the server's ARP entry for the address names that MAC).
-    events = system(served, mac)["events"]
-    vm_ip = next(str(e["client_ip"]) for e in events if e["phase"] == "answer-file")  # type: ignore[union-attr]
+    vm_ip = next(str(e["client_ip"]) for e in events(served, mac) if e["phase"] == "answer-file")
     stop(installer)
     own_mac = lab.mac_of(cli_ns)
     cli_ns.run("ip", "link", "set", "eth0", "address", mac)

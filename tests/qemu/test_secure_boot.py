@@ -70,9 +70,11 @@ def grub_paths(config: str) -> list[str]:
     return re.findall(r"'\(tftp,[0-9.]+\)(/[^']+)'", config)
 
 
-def boot(lab: Lab, vm: VmSpec, log: Path) -> tuple[object, Console]:
+def boot(lab: Lab, vm: VmSpec, log: Path) -> tuple[subprocess.Popen[bytes], Console]:
+    """Start ``vm``; its console is read from its serial log, timed from now."""
+    assert vm.serial_log is not None
     proc = lab.bridge.spawn(command(vm), log=log)
-    return proc, Console(vm.serial_log, time.monotonic())  # type: ignore[arg-type]
+    return proc, Console(vm.serial_log, time.monotonic())
 
 
 def installs_under_secure_boot(
@@ -91,7 +93,7 @@ def installs_under_secure_boot(
         raise AssertionError(f"no Secure Boot install:\n{console.text()[-3000:]}\n"
                              f"{served.log_text()[since:][-4000:]}") from None
     finally:
-        stop(proc)  # type: ignore[arg-type]
+        stop(proc)
     (artifacts / f"elapsed-{vm.name}.txt").write_text(
         "".join(f"{at:6.1f} s  {text}\n" for text, at in console.seen_at.items()))
     address = vm_ip(served, mac)
@@ -130,7 +132,7 @@ def wait_refusal(lab: Lab, vm: VmSpec, artifacts: Path, text: str) -> str:
     except TimeoutError:
         raise AssertionError(f"no {text!r} on the console:\n{console.text()[-3000:]}") from None
     finally:
-        stop(proc)  # type: ignore[arg-type]
+        stop(proc)
     return console.text()
 
 
@@ -172,8 +174,7 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
     token = system(served, mac)["token"]
     sb = replace(vm, name="sb-full", serial_log=artifacts / "serial.log")
     address, _asked = installs_under_secure_boot(lab, served, helper, sb, artifacts)
-    shown = system(served, mac)
-    answer = next(e for e in shown["events"] if e["phase"] == "answer-file")  # type: ignore[attr-defined]
+    answer = next(e for e in events(served, mac) if e["phase"] == "answer-file")
     assert answer["client_ip"] == address  # the installer on the machine's own address, with its token
 
     # the preseed's late_command from the machine's address: the test namespace takes the VM's MAC and

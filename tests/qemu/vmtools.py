@@ -30,7 +30,10 @@ def system(served: Served, mac: str) -> dict[str, object]:
 
 
 def events(served: Served, mac: str) -> list[dict[str, object]]:
-    return list(system(served, mac)["events"])  # type: ignore[call-overload]
+    """The machine's events, oldest first (``system show``'s ``events``)."""
+    shown: list[dict[str, object]] = json.loads(
+        cli(served, "system", "show", mac, "--json", "--events", "500"))["events"]
+    return shown
 
 
 def phases(served: Served, mac: str) -> list[str]:
