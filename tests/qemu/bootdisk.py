@@ -6,6 +6,9 @@ disk tools: the BIOS disk is a raw image whose MBR is the boot sector, the UEFI 
 QEMU's ``vvfat`` driver presents as a FAT disk holding ``\\EFI\\BOOT\\BOOTX64.EFI`` (the removable-media
 path every UEFI firmware boots without a boot entry of its own).
 
+Under Secure Boot an unsigned program is refused, so :func:`write_signed_esp` lays the ESP out as an
+installed Debian's instead: Debian's signed shim and GRUB, GRUB's config printing the marker.
+
 Writing straight to the UART, rather than through the BIOS or UEFI console, makes the marker arrive in the
 serial log byte for byte, with no terminal escapes around it, from either firmware.
 """
@@ -110,20 +113,46 @@ def write_esp(directory: Path, marker: str) -> Path:
     return directory
 
 
-def disk_args(firmware: str, workdir: Path, marker: str, bootindex: int = 2) -> list[str]:
+def disk_args(
+    firmware: str, workdir: Path, marker: str, bootindex: int = 2, *, signed: bool = False
+) -> list[str]:
     """QEMU arguments for a virtio disk that boots to ``marker``, after the NIC (``bootindex`` 1).
 
     ``netboot.qemu.VmSpec.disk`` takes a qcow2 image with no boot index; this disk is raw (or vvfat) and
     placed in the boot order explicitly, so the firmware's fall-through from the NIC is to this disk.
+    ``signed``: the UEFI disk is :func:`write_signed_esp`, which a Secure Boot firmware accepts.
     """
     if firmware == "bios":
         drive = f"file={write_bios_disk(workdir / 'local-disk.img', marker)},format=raw"
     else:
         # vvfat: the directory as a read-only FAT disk with a partition table (no mkfs, no mtools)
-        drive = f"file=fat:{write_esp(workdir / 'esp', marker)},format=raw,readonly=on"
+        esp = write_signed_esp(workdir / "esp", marker) if signed else write_esp(workdir / "esp", marker)
+        drive = f"file=fat:{esp},format=raw,readonly=on"
     return [
         "-drive",
         f"if=none,id=localdisk,{drive}",
         "-device",
         f"virtio-blk-pci,drive=localdisk,bootindex={bootindex}",
     ]
+
+
+#: Debian's Microsoft-signed shim and its signed (non-network) GRUB, for a Secure Boot local disk
+SIGNED_SHIM = Path("/usr/lib/shim/shimx64.efi.signed")
+SIGNED_GRUB = Path("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+
+
+def write_signed_esp(
+    directory: Path, marker: str, shim: Path = SIGNED_SHIM, grub: Path = SIGNED_GRUB
+) -> Path:
+    """An EFI system partition that boots under Secure Boot to ``marker``, as an installed Debian does:
+    Microsoft-signed shim (``EFI/debian/shimx64.efi``, and as the removable ``EFI/BOOT/BOOTX64.EFI``),
+    Debian's signed GRUB beside it, whose ``grub.cfg`` prints ``marker`` and waits. GRUB reads its config
+    unverified, so the marker needs no signature of its own; everything that runs is signed."""
+    config = f'echo "{marker}"\nsleep 600\n'
+    for vendor, loader in (("debian", "shimx64.efi"), ("BOOT", "BOOTX64.EFI")):
+        where = directory / "EFI" / vendor
+        where.mkdir(parents=True, exist_ok=True)
+        (where / loader).write_bytes(shim.read_bytes())
+        (where / "grubx64.efi").write_bytes(grub.read_bytes())
+        (where / "grub.cfg").write_text(config)
+    return directory

@@ -32,6 +32,7 @@ from served import Served, start_dnsmasq, start_netboot
 from netboot.loaders import find_shim_files
 from netboot.qemu import VmSpec, command, missing_firmware
 
+from .bootdisk import disk_args
 from .test_install_lifecycle import DEBIAN_INSTALLER
 from .vmtools import Console, cli, events, phases, system
 
@@ -42,6 +43,8 @@ PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SECURE_BOOT_ON = "secureboot: Secure boot enabled"
 #: OVMF refusing an image its db does not trust
 REFUSED = "Access Denied"
+#: what the local disk's signed GRUB prints (tests/qemu/bootdisk.py write_signed_esp)
+LOCAL_DISK = "NETBOOT-TEST: LOCAL DISK REACHED"
 #: GRUB (through shim_lock) refusing a kernel without a trusted signature
 BAD_SIGNATURE = "bad shim signature"
 #: netboot's TFTP log line: ``<ip>:<port> <name as asked> <outcome> bytes=...``
@@ -200,6 +203,25 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
         stop(again)
     second = served.log_text()[since:]
     assert f"{mac} (" in second and "shimx64.efi" not in second and "grub.cfg" not in second
+
+    # local boot through GRUB (local_boot exit): shim and GRUB from netboot, whose grub.cfg chains the
+    # installed system's own shim from its EFI system partition, which Secure Boot accepts; that disk's
+    # GRUB prints the marker (GRUB's bare exit would leave OVMF in its setup menu)
+    cli(served, "system", "set", mac, "--local-boot", "exit")
+    since = len(served.log_text())
+    third = replace(sb, serial_log=artifacts / "serial-local.log")
+    proc = lab.bridge.spawn(command(third) + disk_args("uefi", tmp_path, LOCAL_DISK, signed=True),
+                            log=artifacts / "qemu-local-boot.log")
+    console = Console(artifacts / "serial-local.log", time.monotonic())
+    try:
+        console.wait(["netboot: boot from the local disk", "File(shimx64.efi)", LOCAL_DISK], 180)
+    except TimeoutError:
+        raise AssertionError(f"GRUB did not chain the disk:\n{console.text()[-3000:]}") from None
+    finally:
+        stop(proc)
+    log = served.log_text()[since:]
+    assert "grub -> state installed: local boot" in log and "/files/" not in log
+    assert "HD(" in console.text().split("netboot: boot from the local disk")[-1]  # the disk's shim
 
 
 def unsigned_profile(tmp_path: Path) -> Path:
