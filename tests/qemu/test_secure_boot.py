@@ -7,7 +7,10 @@ The same firmware shows that Secure Boot is really on: it refuses the ``ipxe`` c
 ``ipxe.efi`` ("Access Denied"), and GRUB refuses a kernel whose signature was removed ("bad shim
 signature"). What GRUB asked for is read from netboot's TFTP log and held to the config netboot rendered:
 the stub's ``grub.cfg-01-<mac>``, then exactly the kernel and initrd that config names. After the
-completion callback the machine's next Secure Boot netboot goes to its local disk (no boot file). UEFI
+completion callback the machine's next Secure Boot netboot goes to its local disk: no boot file
+(``local_boot: skip``), or through netboot's shim and GRUB, which chains the disk's own signed shim
+(``local_boot: exit``). ProxyDHCP works when the site's DHCP server names netboot as next-server (GRUB
+ignores ProxyDHCP). UEFI
 HTTP Boot is answered with no boot file and the reason: Debian 12's signed GRUB has no ``http`` and would
 stop at ``grub>`` (docs/secure-boot-research.md).
 
