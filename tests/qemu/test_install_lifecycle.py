@@ -15,7 +15,7 @@ from served import start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
 
-from .vmtools import cli, events, phases, system
+from .vmtools import cli, events, install_network, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -30,12 +30,7 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     assert not missing_firmware(firmware)
     srv = lab.host("srv", 1)
     cli_ns = lab.host("cli", 9)
-    # netboot is this network's router and name server, as on a typical install network (d-i asks
-    # interactively for both when DHCP gives neither)
-    config = (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(100)}-{lab.ip(120)}\n"
-              f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  domain: lab.test\n"
-              "dns:\n  enabled: true\n  domain: lab.test\n")
-    served = start_netboot(lab, srv, artifacts, config=config)
+    served = start_netboot(lab, srv, artifacts, config=install_network(lab))
     mac = "52:54:00:de:b1:01" if firmware == "bios" else "52:54:00:de:b1:02"
     stranger = "52:54:00:de:b1:99"
     cli(served, "system", "add", mac, "--profile", "debian12-preseed", "--hostname", f"deb-{firmware}",

@@ -37,7 +37,7 @@ from netboot.qemu import VmSpec, command, missing_firmware
 
 from .bootdisk import disk_args
 from .test_install_lifecycle import DEBIAN_INSTALLER
-from .vmtools import Console, cli, events, phases, system
+from .vmtools import Console, cli, events, install_network, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -131,6 +131,18 @@ def installs_under_secure_boot(
     return address, asked
 
 
+def boot_until_logged(lab: Lab, served: Served, vm: VmSpec, artifacts: Path, text: str) -> str:
+    """Boot ``vm`` until netboot logs ``text`` (within 2 minutes); what netboot logged meanwhile."""
+    since = len(served.log_text())
+    proc = lab.bridge.spawn(command(vm), log=artifacts / f"qemu-{vm.name}.log")
+    try:
+        wait_for(lambda: text in served.log_text()[since:], 120, interval=1,
+                 what=f"{text!r} in netboot's log")
+    finally:
+        stop(proc)
+    return served.log_text()[since:]
+
+
 def wait_refusal(lab: Lab, vm: VmSpec, artifacts: Path, text: str) -> str:
     proc, console = boot(lab, vm, artifacts / f"qemu-{vm.name}.log")
     try:
@@ -149,10 +161,7 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
     assert DEBIAN_INSTALLER.exists(), "make test installs debian-installer-12-netboot-amd64"
     srv = lab.host("srv", 1)
     helper = lab.host("cli", 9)
-    config = (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(100)}-{lab.ip(120)}\n"
-              f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  domain: lab.test\n"
-              "dns:\n  enabled: true\n  domain: lab.test\n")
-    served = start_netboot(lab, srv, artifacts, config=config)
+    served = start_netboot(lab, srv, artifacts, config=install_network(lab))
     assert "Secure Boot (shim-grub): shimx64.efi=" in served.log_text()  # make test installed them
     # MokManager and the fallback are served beside shim (shim asks mmx64.efi when GRUB fails verification)
     found, missing = find_shim_files(None)
@@ -196,15 +205,8 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
     assert system(served, mac)["state"] == "installed"
 
     # the next Secure Boot netboot: no boot file, so the firmware goes on to its disk (no shim, no GRUB)
-    since = len(served.log_text())
-    again = lab.bridge.spawn(command(replace(sb, serial_log=artifacts / "serial-second.log")),
-                             log=artifacts / "qemu-second-boot.log")
-    try:
-        wait_for(lambda: "no boot file (state installed" in served.log_text()[since:], 120, interval=1,
-                 what="the installed machine's lease without a boot file")
-    finally:
-        stop(again)
-    second = served.log_text()[since:]
+    next_boot = replace(sb, name="sb-second", serial_log=artifacts / "serial-second.log")
+    second = boot_until_logged(lab, served, next_boot, artifacts, "no boot file (state installed")
     assert f"{mac} (" in second and "shimx64.efi" not in second and "grub.cfg" not in second
 
     # local boot through GRUB (local_boot exit): shim and GRUB from netboot, whose grub.cfg chains the
@@ -268,16 +270,9 @@ def test_secure_boot_proxy_mode_and_http_boot(lab: Lab, tmp_path: Path, artifact
     assert address.startswith(f"{lab.net}.15")  # dnsmasq's lease (.150-.160), not one from netboot
 
     # UEFI HTTP Boot on the chain: no boot file and the reason, so the machine is not left at grub>
-    since = len(served.log_text())
     web = replace(vm, name="sb-http", mac=http, firmware="uefi-sb-http", tap=lab.tap(),
                   serial_log=artifacts / "serial-http.log")
-    proc = lab.bridge.spawn(command(web), log=artifacts / "qemu-sb-http.log")
-    try:
-        wait_for(lambda: "UEFI HTTP Boot cannot finish" in served.log_text()[since:], 120, interval=1,
-                 what="the HTTP Boot client's refusal")
-    finally:
-        stop(proc)
-    log = served.log_text()[since:]
+    log = boot_until_logged(lab, served, web, artifacts, "UEFI HTTP Boot cannot finish")
     assert f"{http} (" in log and "shimx64.efi" not in log
 
 

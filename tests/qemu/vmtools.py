@@ -10,11 +10,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netlab import wait_for
+from netlab import Lab, wait_for
 from served import NETBOOT, Served
 
 #: terminal control sequences (cursor moves, colours, clear screen) and backspaces on the console
 ESCAPES = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\x08")
+
+
+def install_network(lab: Lab) -> str:
+    """netboot.yaml for a typical install network: netboot leases .100-.120 and is the network's router
+    and name server (d-i asks interactively for both when DHCP gives neither)."""
+    return (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(100)}-{lab.ip(120)}\n"
+            f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  domain: lab.test\n"
+            "dns:\n  enabled: true\n  domain: lab.test\n")
 
 
 def cli(served: Served, *args: str) -> str:
