@@ -21,8 +21,8 @@ needs, and this module says what that is and who would go without:
   admin can change that firmware setting, so they must hear it before the machine is racked.
 * kernels and initrds: that GRUB fetches only over TFTP, so only files in a profile's ``data_dir``
   (``files/<profile>/<path>``) reach it. A profile on the chain whose kernel or initrd is only a URL (no
-  ``path:``) can never boot there (https: GRUB's config falls back to the local disk; http: ``disk `http,...'
-  not found``): an error. One with a ``path:`` whose file is not there yet falls back to its URL: a
+  ``path:``) can never boot there (its GRUB config falls back to the local disk, for http as for https):
+  an error. One with a ``path:`` whose file is not there yet falls back to its URL: a
   warning, like the missing-file warning ``netboot check`` gives every profile.
 
 Only UEFI x64 machines are affected (the chain does not change BIOS, ARM64 or an already-iPXE client), so a
