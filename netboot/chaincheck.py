@@ -15,10 +15,9 @@ needs, and this module says what that is and who would go without:
 * MokManager and fallback (``mmx64.efi``, ``fbx64.efi``): shim asks for MokManager only when GRUB fails
   verification, and without it the machine silently leaves the network boot instead of showing why
   (warewulf#2238). A warning: a correctly signed chain boots without them.
-* UEFI HTTP Boot: Debian 12's signed GRUB has no ``http`` module, so an HTTP Boot client on the chain gets
-  no boot file and must PXE-boot. A warning, not an error: nothing in the configuration is wrong and
-  nothing here can fix it, but a machine whose firmware is set to HTTP Boot will not install, and only the
-  admin can change that firmware setting, so they must hear it before the machine is racked.
+* UEFI HTTP Boot: its clients get shim and GRUB in a disk image (:mod:`netboot.shimdisk`) that mtools
+  builds; without mtools they get no boot file (PXE clients are not affected). A warning, at check and at
+  serve: one package fixes it, and a site may boot only by PXE.
 * kernels and initrds: that GRUB fetches only over TFTP, so only files in a profile's ``data_dir``
   (``files/<profile>/<path>``) reach it. A profile on the chain whose kernel or initrd is only a URL (no
   ``path:``) can never boot there (its GRUB config falls back to the local disk, for http as for https):
@@ -43,6 +42,7 @@ from netboot.loaders import Loaders, apt_install
 from netboot.profiles import Group, Profile, ProfileSet, boot_chain_for
 from netboot.profiles.model import FileSource
 from netboot.render.problem import Problem
+from netboot.shimdisk import MTOOLS_PACKAGE
 
 #: the label of findings about the iPXE loaders
 LOADERS_LABEL = "(loaders)"
@@ -136,10 +136,13 @@ def _missing_files(loaders: Loaders) -> str:
 NO_MOKMANAGER = ("without MokManager (mmx64.efi) a machine whose GRUB or kernel fails Secure Boot "
                  "verification leaves the network boot without saying why, since shim has no fallback of its "
                  "own (warewulf#2238)")
-#: what every site on the chain must know of UEFI HTTP Boot (netboot.boot.decide.HTTP_BOOT_SHIM at boot time)
-HTTP_BOOT = ("UEFI HTTP Boot cannot finish on this chain (Debian 12's signed GRUB has no http module): its "
-             "machines get no boot file by HTTP Boot and must PXE-boot; set their firmware to its PXE (not "
-             "HTTP) network boot entry")
+
+
+def _no_disk_image(loaders: Loaders) -> str:
+    """Why UEFI HTTP Boot clients on the chain get no boot file although shim and GRUB are there."""
+    return (f"{', '.join(loaders.mtools_missing)} not found ({apt_install([MTOOLS_PACKAGE])}): UEFI HTTP "
+            "Boot clients on the shim-grub chain get no boot file (their disk image cannot be built); "
+            "PXE clients boot")
 
 
 def check_problems(loaders: Loaders, use: ShimUse) -> list[Problem]:
@@ -163,7 +166,8 @@ def check_problems(loaders: Loaders, use: ShimUse) -> list[Problem]:
     if helpers:
         problems.append(Problem(CHAIN_LABEL, None, f"{', '.join(helpers)} not found "
                                 f"({apt_install(helpers.values())}): {NO_MOKMANAGER}", "warning"))
-    problems.append(Problem(CHAIN_LABEL, None, HTTP_BOOT, "warning"))
+    if loaders.shim_ready and loaders.mtools_missing:
+        problems.append(Problem(CHAIN_LABEL, None, _no_disk_image(loaders), "warning"))
     for profile in use.booted:
         problems += _grub_file_problems(profile)
     return problems
@@ -220,6 +224,8 @@ def serve_warnings(loaders: Loaders, use: ShimUse) -> list[str]:
     if helpers:
         lines.append(f"Secure Boot (shim-grub): {', '.join(helpers)} not found "
                      f"({apt_install(helpers.values())}): {NO_MOKMANAGER}")
+    if loaders.shim_ready and loaders.mtools_missing:
+        lines.append(f"Secure Boot (shim-grub): {_no_disk_image(loaders)}")
     return lines
 
 

@@ -2,7 +2,8 @@
 
 iPXE loaders are looked up in the configured directory first, then in Debian's ``ipxe`` package
 (``/usr/lib/ipxe``). The Secure Boot chain (``boot_chain: shim-grub``) needs four files, served over TFTP
-by the names shim and GRUB ask for (read from real traffic: ``docs/secure-boot-research.md``):
+by the names shim and GRUB ask for (read from real traffic: ``docs/secure-boot-research.md``); UEFI HTTP
+Boot clients get shim, GRUB and MokManager in one disk image (:mod:`netboot.shimdisk`, built with mtools):
 
 ===============  ============================================================  ============================
 served as        Debian file                                                   package
@@ -30,6 +31,7 @@ from pathlib import Path
 from netboot.arch import Arch
 from netboot.boot.urls import GRUB_FILE, SHIM_BOOT_FILE
 from netboot.config import DEBIAN_IPXE_DIR, LoadersConfig
+from netboot.shimdisk import MTOOLS_PACKAGE, mtools_missing
 
 #: the Secure Boot chain's files: the name shim and GRUB ask for -> (Debian's file names, the package)
 SHIM_FILES: dict[str, tuple[str, str]] = {
@@ -70,6 +72,8 @@ class Loaders:
     missing: dict[Arch, str]
     #: served name -> the Debian package that has it, for each Secure Boot file not found
     shim_missing: dict[str, str] = field(default_factory=dict)
+    #: the mtools programs not found: without them the chain's UEFI HTTP Boot image cannot be built
+    mtools_missing: tuple[str, ...] = ()
 
     def path(self, name: str) -> Path | None:
         return self.paths.get(name)
@@ -79,6 +83,11 @@ class Loaders:
         """Whether the shim-grub chain can be served: shim and GRUB found (MokManager and fallback are
         only asked for when something fails, so their absence is reported but does not stop the chain)."""
         return all(name in self.paths for name in SHIM_REQUIRED)
+
+    @property
+    def shim_http_ready(self) -> bool:
+        """Whether UEFI HTTP Boot clients can get the chain too: its disk image needs mtools to build."""
+        return self.shim_ready and not self.mtools_missing
 
     @property
     def shim_required_missing(self) -> dict[str, str]:
@@ -100,6 +109,9 @@ class Loaders:
         text += f"; Secure Boot (shim-grub): {shim or 'none'}"
         if self.shim_missing:
             text += f"; missing: {', '.join(self.shim_missing)} ({apt_install(self.shim_missing.values())})"
+        if self.mtools_missing:
+            lacking = ", ".join(self.mtools_missing)
+            text += f"; UEFI HTTP Boot image: {lacking} missing ({apt_install([MTOOLS_PACKAGE])})"
         return text
 
 
@@ -159,4 +171,4 @@ def find_loaders(
             missing[arch] = name
     roots = shim_roots_under(system) if shim_roots is None else shim_roots
     shim_found, shim_missing = find_shim_files(cfg.dir, roots)
-    return Loaders(by_arch, {**shim_found, **paths}, missing, shim_missing)
+    return Loaders(by_arch, {**shim_found, **paths}, missing, shim_missing, tuple(mtools_missing()))

@@ -26,6 +26,7 @@ from netboot.mac import MacAddress
 from netboot.profiles import ProfileSet, load_profiles_collect
 from netboot.render import ServerFacts
 from netboot.servers.netif import default_server_ip, interface_info
+from netboot.shimdisk import ShimDisk
 from netboot.store import Store, StoreLimits, open_store
 
 log = logging.getLogger("netboot")
@@ -69,6 +70,7 @@ class Runtime:
     _checked: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _core: BootCore | None = field(default=None, repr=False)
+    _shim_disk: ShimDisk | None = field(default=None, repr=False)
 
     @property
     def private_paths(self) -> tuple[Path, ...]:
@@ -105,6 +107,13 @@ class Runtime:
             return self._profiles
 
     @property
+    def shim_disk(self) -> ShimDisk:
+        """The shim-grub chain's UEFI HTTP Boot image, from the loaders found (built on first use)."""
+        if self._shim_disk is None:
+            self._shim_disk = ShimDisk(self.loaders.paths)
+        return self._shim_disk
+
+    @property
     def core(self) -> BootCore:
         """The boot core over this composition (built once; it reads the profiles as they are now)."""
         if self._core is None:
@@ -118,6 +127,7 @@ class Runtime:
                 domain=cfg.dns.domain if cfg.dns.enabled else cfg.dhcp.domain,
                 loaders=dict(self.loaders.by_arch),
                 shim=self.loaders.shim_ready,
+                shim_http=self.loaders.shim_http_ready,
                 dhcp=cfg.dhcp.mode != "off",
                 token_ttl=cfg.limits.install_token_ttl,
             )

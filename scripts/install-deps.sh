@@ -7,7 +7,8 @@ set -euo pipefail
 what=${1:-test}
 # gcc and the Python headers build the TFTP download fast path (netboot/servers/_tftp_fast.c)
 run_pkgs=(ipxe iproute2 debian-installer-12-netboot-amd64 python3-venv python3-dev gcc libc6-dev
-  grub-efi-amd64-signed)                                # signed GRUB for Secure Boot machines (issue 16)
+  grub-efi-amd64-signed                                 # signed GRUB for Secure Boot machines (issue 16)
+  mtools)                                               # builds the Secure Boot UEFI HTTP Boot image
 # Secure Boot loaders (docs/secure-boot-research.md). grub-efi-amd64-signed has no maintainer scripts.
 # shim-signed and shim-helpers-amd64-signed do: their postinst runs grub-install (ESP and NVRAM) when
 # the host itself boots UEFI GRUB (/sys/firmware/efi, GRUB_DISTRIBUTOR, /boot/efi/EFI/<id>), and

@@ -177,12 +177,23 @@ def test_check_with_shim_and_grub_only_warns_of_mokmanager(profiles: ProfileSet,
     assert "warewulf#2238" in helpers[0].message and "shim-helpers-amd64-signed" in helpers[0].message
 
 
-def test_check_says_http_boot_cannot_be_used_as_a_warning(profiles: ProfileSet, tmp_path: Path) -> None:
+def test_http_boot_image_without_mtools_is_a_warning_at_check_and_serve(
+    profiles: ProfileSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use = shim_use(profiles, [], site_chain="ipxe")
-    problems = check_problems(loaders_with(tmp_path, *EVERYTHING), use)
-    http = [p for p in problems if "HTTP Boot" in p.message]
+    # make test installs mtools: then UEFI HTTP Boot gets the chain's disk image and nothing is said
+    ready = loaders_with(tmp_path / "ready", *EVERYTHING)
+    assert ready.shim_http_ready
+    assert not [p for p in check_problems(ready, use) if "HTTP Boot" in p.message]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no mformat, mmd, mcopy
+    loaders = loaders_with(tmp_path / "bare", *EVERYTHING)
+    assert loaders.shim_ready and not loaders.shim_http_ready
+    http = [p for p in check_problems(loaders, use) if "HTTP Boot" in p.message]
     assert len(http) == 1 and http[0].severity == "warning" and http[0].file == CHAIN_LABEL
-    assert "must PXE-boot" in http[0].message and "no http module" in http[0].message
+    assert http[0].message.startswith("mformat, mmd, mcopy not found (apt-get install mtools): UEFI HTTP")
+    assert http[0].message.endswith("PXE clients boot")
+    assert serve_warnings(loaders, use) == [f"Secure Boot (shim-grub): {http[0].message}"]
+    assert "UEFI HTTP Boot image: mformat, mmd, mcopy missing (apt-get install mtools)" in loaders.describe()
 
 
 def test_check_boot_files_grub_cannot_fetch(profiles: ProfileSet, tmp_path: Path) -> None:

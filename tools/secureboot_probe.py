@@ -36,7 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from netlab import Lab, Netns, wait_for_log  # noqa: E402
 
+from netboot.loaders import find_shim_files  # noqa: E402
+from netboot.mac import MacAddress  # noqa: E402
 from netboot.qemu import VmSpec, command, missing_firmware  # noqa: E402
+from netboot.shimdisk import ShimDisk  # noqa: E402
 
 SHIM = Path("/usr/lib/shim/shimx64.efi.signed")
 MOKMANAGER = Path("/usr/lib/shim/mmx64.efi.signed")
@@ -271,6 +274,17 @@ def scenarios() -> dict[str, Scenario]:
             linger=15.0,
         ),
         Scenario(
+            "http-img",
+            "UEFI HTTP Boot of netboot's disk image (a RAM disk holding shim and GRUB); its GRUB runs"
+            " net_bootp and reads the per-MAC grub.cfg, kernel and initrd over TFTP",
+            firmware="uefi-sb-http",
+            files={**_loaders(), **di},
+            grub_cfg=boot_cfg("tftp"),
+            boot_file="sb.img",
+            done=r"Secure boot enabled",
+            linger=15.0,
+        ),
+        Scenario(
             "http-ipxe",
             "UEFI HTTP Boot, URL to Debian's unsigned ipxe.efi: refused by the firmware",
             firmware="uefi-sb-http",
@@ -321,6 +335,9 @@ def fill_root(sc: Scenario, root: Path, server: str) -> None:
         _unsigned_kernel(root / "linux-unsigned")
     if sc.name == "snakeoil-ipxe":
         _sign(IPXE, root / "ipxe.efi", SNAKEOIL_KEY, SNAKEOIL_CERT)
+    if sc.name == "http-img":  # netboot's own image (netboot.shimdisk), naming this probe's server
+        shim, _missing = find_shim_files(None)
+        (root / "sb.img").write_bytes(ShimDisk(shim).image(server, MacAddress.parse(MAC)))
     for rel, text in sc.grub_cfg.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

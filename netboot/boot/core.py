@@ -137,7 +137,7 @@ class BootCore:
         ctx = self._contexts.get(server_ip)
         if ctx is None:
             ctx = BootContext(server_ip=server_ip, http_port=self.site.http_port, loaders=self.site.loaders,
-                              shim=self.site.shim)
+                              shim=self.site.shim, shim_http=self.site.shim_http)
             self._contexts[server_ip] = ctx
         return ctx
 

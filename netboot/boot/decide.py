@@ -14,11 +14,12 @@ anything else              nothing: stay silent (proxy) or a plain lease (full) 
 
 On the ``shim-grub`` chain (Secure Boot, :mod:`netboot.loaders`) a UEFI x64 PXE client gets TFTP
 ``shimx64.efi`` instead of iPXE; shim then fetches ``grubx64.efi`` beside it and GRUB its config (see
-:mod:`netboot.boot.tftpnames`). Two cases get no boot file, with the reason recorded: the shim files are
-not installed, and UEFI HTTP Boot, because Debian 12's signed GRUB has no ``http`` module and, started by
-HTTP, cannot read its own config: it would stop at a ``grub>`` prompt (``docs/secure-boot-research.md``).
-Such a machine boots by PXE. The chain does not change BIOS clients (no Secure Boot there) nor a client
-that is already iPXE.
+:mod:`netboot.boot.tftpnames`). A UEFI x64 HTTP Boot client gets ``http://SERVER:PORT/shim-grub/<mac>.img``,
+a disk image with shim and GRUB in it (:mod:`netboot.shimdisk`: Debian 12's signed GRUB has no ``http``
+module, so shim and GRUB fetched one by one over HTTP would stop at ``grub>``). The chain gets no boot
+file, with the reason recorded, when shim or GRUB is not installed, or, for HTTP Boot, mtools (which
+builds the image). The chain does not change BIOS clients (no Secure Boot there) nor a client that is
+already iPXE.
 
 "Next boot is local (skip)" is the registration axis, decided by :func:`netboot.boot.choose.choose`: a
 machine in state ``installed`` or ``local`` (or an unknown one under ``unknown-default: local``) whose
@@ -53,6 +54,8 @@ class BootContext:
     loaders: Mapping[Arch, str]
     #: whether the Secure Boot files (shim and signed GRUB) were found, so the shim-grub chain can be served
     shim: bool = False
+    #: whether its HTTP Boot disk image can be built too (:mod:`netboot.shimdisk`: mtools found)
+    shim_http: bool = False
 
     @property
     def http_base(self) -> str:
@@ -87,10 +90,10 @@ class LocalBoot:
 DhcpAnswer = BootDecision | NoBoot | LocalBoot
 
 
-#: why a UEFI HTTP Boot client on the shim-grub chain gets no boot file
+#: why a UEFI HTTP Boot client on the shim-grub chain gets no boot file although shim and GRUB are there
 HTTP_BOOT_SHIM = (
-    "shim-grub chain: UEFI HTTP Boot cannot finish with Debian 12's signed GRUB (it has no http module and "
-    "would stop at grub>): boot this machine by PXE"
+    "shim-grub chain: UEFI HTTP Boot needs mtools to build its disk image (apt-get install mtools); "
+    "PXE works without"
 )
 
 
@@ -107,11 +110,14 @@ def decide(
         vendor = "HTTPClient" if request.http else "PXEClient"
         return BootDecision(urls.ipxe_script_url(ctx.http_base), ctx.server_ip, vendor, "http")
     if chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64:
-        if request.http:
-            return NoBoot(HTTP_BOOT_SHIM)
         if not ctx.shim:
             return NoBoot(f"shim-grub chain: {urls.SHIM_BOOT_FILE} or {urls.GRUB_FILE} not installed "
                           "(apt-get install shim-signed grub-efi-amd64-signed)")
+        if request.http:
+            if not ctx.shim_http:
+                return NoBoot(HTTP_BOOT_SHIM)
+            return BootDecision(urls.shim_disk_url(ctx.http_base, request.mac), ctx.server_ip, "HTTPClient",
+                                "http")
         return BootDecision(urls.SHIM_BOOT_FILE, ctx.server_ip, "PXEClient", "tftp")
     loader = ctx.loaders.get(request.arch)
     if loader is None:

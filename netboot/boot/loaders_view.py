@@ -17,6 +17,8 @@ an iPXE loader      ``boot.ipxe?mac=<mac>`` over HTTP, then the kernel and initr
 ``shimx64.efi``     ``grubx64.efi`` (and ``mmx64.efi``, ``fbx64.efi`` if something fails) over TFTP, then
                     ``grub/grub.cfg-01-<mac>``, then the kernel and initrd over TFTP from the profile's
                     data directory (Debian 12's signed GRUB has no http)
+``shim-grub/*.img`` UEFI HTTP Boot on the shim-grub chain: a disk image holding shim, GRUB and MokManager
+                    (:mod:`netboot.shimdisk`), then the same ``grub.cfg`` and kernel over TFTP
 ==================  ====================================================================================
 """
 
@@ -33,6 +35,7 @@ from netboot.boot.decide import IPXE_CHAIN, SHIM_CHAIN, BootDecision, DhcpAnswer
 from netboot.inventory import System
 from netboot.loaders import SHIM_FILES, SHIM_REQUIRED, Loaders, apt_install
 from netboot.mac import MacAddress
+from netboot.shimdisk import MTOOLS_PACKAGE, disk_contents
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +144,19 @@ class LoaderRow:
     note: str | None
 
 
-def _shim_http(request: BootRequest, choice: BootChoice) -> bool:
-    """A UEFI x64 HTTP Boot client on the shim-grub chain: no boot file by design (that GRUB has no http)."""
-    return choice.boot_chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64 and request.http
+def _shim_chain(request: BootRequest, choice: BootChoice) -> bool:
+    """A UEFI x64 client (PXE or HTTP Boot) on the shim-grub chain."""
+    return choice.boot_chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64
 
 
 def _no_boot_missing(request: BootRequest, choice: BootChoice, loaders: Loaders) -> dict[str, str | None]:
     """The files whose absence from this server is why ``request`` gets no boot file: name -> the Debian
     package that has it (None for an iPXE loader named in netboot.yaml)."""
-    if _shim_http(request, choice):
-        return {}
-    if choice.boot_chain == SHIM_CHAIN and request.arch is Arch.UEFI_X64:
-        return dict(loaders.shim_required_missing)
+    if _shim_chain(request, choice):
+        missing: dict[str, str | None] = dict(loaders.shim_required_missing)
+        if request.http:
+            missing.update(dict.fromkeys(loaders.mtools_missing, MTOOLS_PACKAGE))
+        return missing
     wanted = loaders.missing.get(request.arch)
     return {wanted: None} if wanted is not None else {}
 
@@ -165,7 +169,7 @@ def _no_boot_detail(
         return "; missing on this server: " + ", ".join(f"{n} (package {p})" for n, p in missing.items())
     if missing:
         return f"; {', '.join(missing)} is not in loaders.dir nor /usr/lib/ipxe"
-    if not _shim_http(request, choice) and request.arch not in loaders.by_arch:
+    if not _shim_chain(request, choice) and request.arch not in loaders.by_arch:
         return f"; set loaders.{request.arch.value} in netboot.yaml"
     return ""
 
@@ -219,7 +223,15 @@ def loader_row(
     found = name in loaders.paths
     notes: list[str] = [] if found else [f"{name} is not on this server"]
     lacking_names = [] if found else [name]
-    if name == urls.SHIM_BOOT_FILE:
+    then: tuple[LoaderFile, ...] = ()
+    if answer.via == "http" and urls.is_shim_disk_url(answer.boot_file):
+        found = loaders.shim_http_ready
+        lacking_names = [*loaders.shim_required_missing, *loaders.mtools_missing]
+        notes = [f"a disk image holding {', '.join(disk_contents(loaders.paths))}, started from a RAM "
+                 "disk (Debian 12's signed GRUB cannot read its config over HTTP)"]
+        chain, config_via = SHIM_CHAIN, "tftp"
+        config = grub_config_name(request.mac)
+    elif name == urls.SHIM_BOOT_FILE:
         chain, config_via = SHIM_CHAIN, "tftp"
         then = tuple(
             LoaderFile(n, n in loaders.paths, loaders.shim_missing.get(n), always=n in SHIM_REQUIRED)
@@ -235,7 +247,6 @@ def loader_row(
             )
     else:
         chain, config_via = IPXE_CHAIN, "http"
-        then = ()
         config = urls.boot_script_url("", request.mac).lstrip("/")
     kernel_via, after = _after_loader(choice, chain, grub_fetches)
     if after:

@@ -86,6 +86,8 @@ class Site:
     loaders: Mapping[Arch, str] = field(default_factory=dict)
     #: whether shim and signed GRUB were found (the shim-grub chain can be served)
     shim: bool = False
+    #: whether the chain's UEFI HTTP Boot disk image can be built (mtools found, :mod:`netboot.shimdisk`)
+    shim_http: bool = False
     #: site-wide template variables (the lowest layer of ``vars``)
     variables: Mapping[str, Any] = field(default_factory=dict)
     #: whether this daemon serves DHCP (then only DHCP teaches a machine's address; with DHCP off, the

@@ -13,6 +13,8 @@ Paths (``<mac>`` is the colon spelling, ``52:54:00:12:34:56``; the server accept
 * ``/files/<profile>/<path>``                    a kernel/initrd from the profile's data directory
 * ``/done/<mac>?token=<token>``                  the completion callback (GET or POST) that ends install mode
 * ``/loaders/<name>``                            an iPXE binary, for UEFI HTTP Boot clients
+* ``/shim-grub/<mac>.img``                       the shim-grub chain's disk image for UEFI HTTP Boot
+  (:mod:`netboot.shimdisk`; ``<mac>`` with dashes, or ``any`` for an image that names no machine)
 
 TFTP names of the Secure Boot chain (``boot_chain: shim-grub``), as shim and Debian's signed GRUB ask for
 them (read from their traffic, ``docs/secure-boot-research.md``): the boot file ``shimx64.efi``; shim then
@@ -33,6 +35,9 @@ ANSWER_ROUTE = "/answer/<mac>/<file>"
 FILES_ROUTE = "/files/<profile>/<path:path>"
 DONE_ROUTE = "/done/<mac>"
 LOADER_ROUTE = "/loaders/<name>"
+SHIM_DISK_ROUTE = "/shim-grub/<name>.img"
+#: the ``<name>`` of the image that names no machine (GRUB then takes the MAC of its first card)
+SHIM_DISK_ANY = "any"
 
 #: the boot file of the shim-grub chain, and the GRUB shim loads beside it
 SHIM_BOOT_FILE = "shimx64.efi"
@@ -79,6 +84,21 @@ LOADER_PREFIX = LOADER_ROUTE.removesuffix("<name>")
 def loader_url(base: str, name: str) -> str:
     """``<base>/loaders/<name>``: a loader for a UEFI HTTP Boot client."""
     return f"{base}{LOADER_PREFIX}{quote(name, safe='')}"
+
+
+def shim_disk_url(base: str, mac: MacAddress | None) -> str:
+    """``<base>/shim-grub/<mac>.img``: the disk image a UEFI HTTP Boot client on the shim-grub chain gets.
+
+    The MAC is spelled with dashes (a plain path segment for any firmware's URI parser); None gives the
+    ``any`` image, for a site's DHCP server that hands every machine one URL."""
+    name = mac.colon.replace(":", "-") if mac is not None else SHIM_DISK_ANY
+    return f"{base}/shim-grub/{name}.img"
+
+
+def is_shim_disk_url(url: str) -> bool:
+    """Whether ``url`` is one :func:`shim_disk_url` built."""
+    path = url.split("://", 1)[-1].partition("/")[2]
+    return path.startswith("shim-grub/") and path.endswith(".img") and path.count("/") == 1
 
 
 def tftp_files_path(profile: str, path: str) -> str:

@@ -7,6 +7,8 @@
 * ``/done/<mac>?token=`` — the completion callback (GET or POST): the system leaves install state.
 * ``/files/<profile>/<path>`` — kernels and initrds from a profile's data directory (Range, HEAD).
 * ``/loaders/<name>`` — iPXE binaries for UEFI HTTP Boot.
+* ``/shim-grub/<mac>.img`` — the shim-grub chain's disk image for UEFI HTTP Boot (:mod:`netboot.shimdisk`):
+  shim, signed GRUB and a config that names this server for TFTP; nothing in it is secret.
 
 A template that fails gives the machine a bare 500 (nothing partial) and the admin the file and line in the
 log. Every request becomes an event for the client.
@@ -20,11 +22,20 @@ import time
 from flask import Blueprint, Response, current_app, request, send_file
 
 from netboot.boot.core import NotFound, Refused
-from netboot.boot.urls import ANSWER_ROUTE, BOOT_SCRIPT_ROUTE, DONE_ROUTE, FILES_ROUTE, LOADER_ROUTE
+from netboot.boot.urls import (
+    ANSWER_ROUTE,
+    BOOT_SCRIPT_ROUTE,
+    DONE_ROUTE,
+    FILES_ROUTE,
+    LOADER_ROUTE,
+    SHIM_DISK_ANY,
+    SHIM_DISK_ROUTE,
+)
 from netboot.events import Event
 from netboot.fs import PathRefused, open_with_stat
 from netboot.mac import InvalidMac, MacAddress
 from netboot.render import RenderError, UnknownAnswerFile
+from netboot.shimdisk import CONTENT_TYPE, ShimDiskError
 from netboot.webapp.services import services_of
 
 log = logging.getLogger("netboot.http")
@@ -171,3 +182,26 @@ def loader(name: str) -> Response:
     if request.method == "GET":
         _record("http", f"loader {name}", None, file=name)
     return send_file(path, mimetype="application/efi", conditional=True, max_age=0)
+
+
+@boot.route(SHIM_DISK_ROUTE, methods=["GET", "HEAD"])
+def shim_disk(name: str) -> Response:
+    """The disk image; its GRUB reads the rest by TFTP from the address the client reached us at (or the
+    configured server-ip), so the image works wherever the URL did."""
+    mac = None if name == SHIM_DISK_ANY else _mac_or_none(name)
+    if mac is None and name != SHIM_DISK_ANY:
+        return _text("not found\n", 404)
+    services = services_of(current_app)
+    try:
+        image = services.shim_disk.image(str(services.core.site.server_ip or _host() or ""), mac)
+    except ValueError as exc:  # no server-ip, and a Host header that is no address or name
+        log.warning("%s (%s): shim-grub disk image refused: %s", mac or SHIM_DISK_ANY, _client(), exc)
+        return _text("the Host header names no address\n", 400)
+    except ShimDiskError as exc:
+        log.error("%s (%s): shim-grub disk image: %s", mac or SHIM_DISK_ANY, _client(), exc)
+        return _text("the disk image cannot be built (see the server log)\n", 503)
+    if request.method == "GET":
+        if mac is not None and _client():
+            services.recorder.attribute(_client() or "", mac)
+        _record("http", "shim-grub disk image (UEFI HTTP Boot)", mac, bytes=len(image))
+    return Response(image, content_type=CONTENT_TYPE)

@@ -18,6 +18,7 @@ from netboot.config import Config
 from netboot.events import EventRecorder
 from netboot.loaders import Loaders
 from netboot.profiles import ProfileSet
+from netboot.shimdisk import ShimDisk
 from netboot.store import Store
 
 EXTENSION = "netboot"
@@ -38,6 +39,11 @@ class WebServices(Protocol):
 
     @property
     def core(self) -> BootCore: ...
+
+    @property
+    def shim_disk(self) -> ShimDisk:
+        """The shim-grub chain's UEFI HTTP Boot image."""
+        ...
 
     @property
     def profiles(self) -> ProfileSet:

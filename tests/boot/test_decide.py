@@ -337,8 +337,8 @@ UEFI_X64_PXE = ["ovmf-pxe", "ovmf-pxe-request", "x64-ebc-9", "dhclient-as-pxe", 
                 "pxe-malformed-93-vendor-arch-7"]
 
 
-def shim_context(loaders: Mapping[Arch, str], *, shim: bool = True) -> BootContext:
-    return BootContext(server_ip=SERVER, http_port=PORT, loaders=loaders, shim=shim)
+def shim_context(loaders: Mapping[Arch, str], *, shim: bool = True, http: bool = True) -> BootContext:
+    return BootContext(server_ip=SERVER, http_port=PORT, loaders=loaders, shim=shim, shim_http=shim and http)
 
 
 @pytest.mark.parametrize("loaders", sorted(LOADER_SETS))
@@ -353,16 +353,28 @@ def test_shim_chain_gives_uefi_x64_pxe_shim_over_tftp(client: str, loaders: str)
     assert decide(request, shim_context(LOADER_SETS[loaders])) != SHIM
 
 
-@pytest.mark.parametrize("shim", [True, False])
-def test_shim_chain_uefi_http_boot_gets_no_boot_file_with_the_reason(shim: bool) -> None:
-    """Debian 12's signed GRUB cannot go on from HTTP Boot: no boot file, and the reason says to use PXE
-    (also when shim is missing: HTTP Boot would not work with it either)."""
+def test_shim_chain_uefi_http_boot_gets_its_disk_image_url() -> None:
+    """HTTP Boot gets the chain as a disk image named after the MAC (netboot.shimdisk), over HTTP, with
+    option 60 HTTPClient, whatever iPXE loaders exist."""
     request = classify(CLIENTS["ovmf-http"])
     assert request is not None and request.http
+    url = f"http://{SERVER}:{PORT}/shim-grub/{request.mac.colon.replace(':', '-')}.img"
     for loaders in LOADER_SETS.values():
-        got = decide(request, shim_context(loaders, shim=shim), chain=SHIM_CHAIN)
-        assert got == NoBoot(HTTP_BOOT_SHIM)
-    assert "PXE" in HTTP_BOOT_SHIM and "http module" in HTTP_BOOT_SHIM
+        got = decide(request, shim_context(loaders), chain=SHIM_CHAIN)
+        assert got == BootDecision(url, SERVER, "HTTPClient", "http")
+
+
+@pytest.mark.parametrize(("shim", "why"), [(True, HTTP_BOOT_SHIM), (False, "shim-signed")])
+def test_shim_chain_uefi_http_boot_without_its_tools_gets_no_boot_file_with_the_reason(
+    shim: bool, why: str
+) -> None:
+    """Without mtools the image cannot be built: no boot file, and the reason names the package (and that
+    PXE works); without shim and GRUB the reason is theirs, as for PXE."""
+    request = classify(CLIENTS["ovmf-http"])
+    assert request is not None
+    got = decide(request, shim_context(DEFAULT, shim=shim, http=False), chain=SHIM_CHAIN)
+    assert isinstance(got, NoBoot) and why in got.reason
+    assert "apt-get install mtools" in HTTP_BOOT_SHIM and "PXE" in HTTP_BOOT_SHIM
 
 
 @pytest.mark.parametrize("client", UEFI_X64_PXE)
@@ -427,11 +439,12 @@ def test_shim_chain_changes_only_uefi_x64_firmware_clients(packet: DhcpPacket, l
     ctx = shim_context(loaders, shim=shim)
     got = decide(request, ctx, chain=SHIM_CHAIN)
     if request.boot_client and request.arch is Arch.UEFI_X64 and not request.ipxe:
-        if request.http:
-            assert got == NoBoot(HTTP_BOOT_SHIM)
-        elif shim:
-            assert got == SHIM
-        else:
+        if not shim:
             assert isinstance(got, NoBoot) and "shim-signed" in got.reason
+        elif request.http:
+            assert isinstance(got, BootDecision) and got.via == "http" and got.vendor_class == "HTTPClient"
+            assert got.boot_file.endswith(f"/shim-grub/{request.mac.colon.replace(':', '-')}.img")
+        else:
+            assert got == SHIM
     else:
         assert got == decide(request, ctx)

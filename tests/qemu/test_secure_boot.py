@@ -106,15 +106,23 @@ def installs_under_secure_boot(
     asked = tftp_requests(served, since, address)
     names = [name for name, _ in asked]
 
-    # shim from the firmware, GRUB from shim, then the one config name this GRUB asks: rendered for the
-    # machine when netboot knows its address from DHCP, else the stub, whose per-MAC name (colons, as
-    # $net_default_mac spells it) GRUB asks next
-    order = ["shimx64.efi", "grubx64.efi", "/grub/grub.cfg"]
-    assert all(n in names for n in order), names
-    firsts = [names.index(n) for n in order]
-    assert firsts == sorted(firsts), names
     configs = [n for n in names if n.startswith("/grub/grub.cfg")]
-    assert configs in (["/grub/grub.cfg"], ["/grub/grub.cfg", f"/grub/grub.cfg-01-{mac}"]), names
+    if vm.firmware.endswith("-http"):
+        # shim, GRUB and MokManager came inside the disk image, by HTTP (HEAD, then GET, as OVMF asks);
+        # the image's GRUB asks its per-MAC config by TFTP at once
+        assert not [n for n in names if n.endswith(".efi")], names
+        assert configs == [f"/grub/grub.cfg-01-{mac}"], names
+        image = [e for e in events(served, mac) if e["summary"] == "shim-grub disk image (UEFI HTTP Boot)"]
+        assert image and image[0]["client_ip"] == vm_ip(served, mac), image
+    else:
+        # shim from the firmware, GRUB from shim, then the one config name this GRUB asks: rendered for
+        # the machine when netboot knows its address from DHCP, else the stub, whose per-MAC name (colons,
+        # as $net_default_mac spells it) GRUB asks next
+        order = ["shimx64.efi", "grubx64.efi", "/grub/grub.cfg"]
+        assert all(n in names for n in order), names
+        firsts = [names.index(n) for n in order]
+        assert firsts == sorted(firsts), names
+        assert configs in (["/grub/grub.cfg"], ["/grub/grub.cfg", f"/grub/grub.cfg-01-{mac}"]), names
     assert all(outcome == "refused" for name, outcome in asked if name in SHIM_OPTIONAL), asked
     assert "mmx64.efi" not in names  # shim verified GRUB: no MokManager detour
 
@@ -192,6 +200,15 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
     answer = next(e for e in events(served, mac) if e["phase"] == "answer-file")
     assert answer["client_ip"] == address  # the installer on the machine's own address, with its token
 
+    # UEFI HTTP Boot: the disk image from netboot's DHCP, its GRUB's own DHCP from netboot too, then the
+    # same config, kernel and preseed
+    http = "52:54:00:5b:0e:05"
+    cli(served, "system", "add", http, "--profile", "debian12-preseed", "--var", "kernel_args=console=ttyS0",
+        "--boot-chain", "shim-grub")
+    web = replace(sb, name="sb-full-http", mac=http, firmware="uefi-sb-http", tap=lab.tap(),
+                  serial_log=artifacts / "serial-http.log")
+    installs_under_secure_boot(lab, served, helper, web, artifacts)
+
     # the preseed's late_command from the machine's address: the test namespace takes the VM's MAC and
     # address over (the VM is stopped), as test_install_lifecycle does
     own_mac = lab.mac_of(helper)
@@ -249,6 +266,12 @@ def unsigned_profile(tmp_path: Path) -> Path:
     return profiles
 
 
+def from_dnsmasq(lab: Lab, address: str) -> bool:
+    """Whether ``address`` is one of dnsmasq's leases (served.start_dnsmasq: .150-.160), not netboot's."""
+    net, _, host = address.rpartition(".")
+    return net == lab.net and 150 <= int(host) <= 160
+
+
 def test_secure_boot_proxy_mode_and_http_boot(lab: Lab, tmp_path: Path, artifacts: Path) -> None:
     """netboot's ProxyDHCP names shim beside dnsmasq, which leases the address. Debian 12's GRUB ignores
     ProxyDHCP (it reads only the DHCP server's ACK: rhboot/grub2#56), so the site's DHCP server names
@@ -267,13 +290,14 @@ def test_secure_boot_proxy_mode_and_http_boot(lab: Lab, tmp_path: Path, artifact
     vm = VmSpec(name="sb-proxy", mac=mac, tap=lab.tap(), firmware="uefi-sb", memory_mb=1024,
                 serial_log=artifacts / "serial.log", state_dir=tmp_path)
     address, _asked = installs_under_secure_boot(lab, served, helper, vm, artifacts)
-    assert address.startswith(f"{lab.net}.15")  # dnsmasq's lease (.150-.160), not one from netboot
+    assert from_dnsmasq(lab, address)
 
-    # UEFI HTTP Boot on the chain: no boot file and the reason, so the machine is not left at grub>
+    # UEFI HTTP Boot on the chain: the disk image from netboot's ProxyDHCP answer, its GRUB's DHCP from
+    # dnsmasq, then the same config, kernel and preseed by TFTP and HTTP from netboot
     web = replace(vm, name="sb-http", mac=http, firmware="uefi-sb-http", tap=lab.tap(),
                   serial_log=artifacts / "serial-http.log")
-    log = boot_until_logged(lab, served, web, artifacts, "UEFI HTTP Boot cannot finish")
-    assert f"{http} (" in log and "shimx64.efi" not in log
+    address, _asked = installs_under_secure_boot(lab, served, helper, web, artifacts)
+    assert from_dnsmasq(lab, address)
 
 
 def test_secure_boot_site_dhcp_stub_config_and_unsigned_kernel(

@@ -17,7 +17,6 @@ from flask import Flask
 
 from netboot import registration
 from netboot.arch import Arch
-from netboot.boot.decide import HTTP_BOOT_SHIM
 from netboot.config import LoadersConfig
 from netboot.inventory import System, SystemState
 from netboot.loaders import SHIM_FILES, Loaders
@@ -144,8 +143,10 @@ def test_shim_grub_system_gets_shim_grub_and_grub_cfg_over_tftp(sites: list[Site
     assert f"grub/grub.cfg-01-{MAC} over TFTP" in uefi
     assert "kernel and initrd over TFTP" in uefi
     http = table["uefi-x64-http"]
-    assert http.startswith("UEFI x64 HTTP Boot no boot file"), http
-    assert HTTP_BOOT_SHIM in http
+    image = f"http://10.0.0.1:8080/shim-grub/{MAC.replace(':', '-')}.img"
+    assert http.startswith(f"UEFI x64 HTTP Boot {image} over HTTP found (shim-grub)"), http
+    assert f"grub/grub.cfg-01-{MAC} over TFTP" in http and "kernel and initrd over TFTP" in http
+    assert "a disk image holding shimx64.efi, grubx64.efi, mmx64.efi, started from a RAM disk" in http
     # BIOS has no Secure Boot: unchanged
     assert table["bios"].startswith("BIOS undionly.kpxe over TFTP found (ipxe)"), table["bios"]
     assert f"boot.ipxe?mac={MAC} over HTTP" in table["bios"]
@@ -292,7 +293,9 @@ def test_api_system_carries_the_loaders(sites: list[Site], tmp_path: Path) -> No
         "note": None,
     }
     http = loaders["uefi-x64-http"]
-    assert http["boot_file"] is None and http["chain"] is None and http["note"] == HTTP_BOOT_SHIM
+    assert http["boot_file"] == f"http://10.0.0.1:8080/shim-grub/{MAC.replace(':', '-')}.img"
+    assert (http["chain"], http["via"], http["found"], http["then"]) == ("shim-grub", "http", True, [])
+    assert (http["config_via"], http["kernel_via"], http["missing"]) == ("tftp", "tftp", [])
     assert loaders["bios"]["boot_file"] == "undionly.kpxe" and loaders["bios"]["chain"] == "ipxe"
     listed = one.api.get("/api/v1/systems").get_json()["systems"]
     assert [s["loaders"] for s in listed] == [list(loaders.values())]  # one shape in the list too
