@@ -10,13 +10,16 @@ the stub's ``grub.cfg-01-<mac>``, then exactly the kernel and initrd that config
 completion callback the machine's next Secure Boot netboot goes to its local disk: no boot file
 (``local_boot: skip``), or through netboot's shim and GRUB, which chains the disk's own signed shim
 (``local_boot: exit``). ProxyDHCP works when the site's DHCP server names netboot as next-server (GRUB
-ignores ProxyDHCP). UEFI
-HTTP Boot is answered with no boot file and the reason: Debian 12's signed GRUB has no ``http`` and would
-stop at ``grub>`` (docs/secure-boot-research.md).
+ignores ProxyDHCP).
+
+UEFI HTTP Boot, in full mode and in proxy mode: the firmware fetches netboot's disk image
+(``/shim-grub/<mac>.img``, netboot.shimdisk) and boots shim from it as a RAM disk; its GRUB runs DHCP
+itself and asks by TFTP only its per-MAC config, then the kernel and initrd; the installer fetches its
+preseed with the token as under PXE.
 
 Under TCG: the firmware has shim at about 10 s, GRUB its config at 14-23 s, the kernel reports Secure Boot
-at 30-70 s (the 40 MB initrd over TFTP is the longest step), the installer asks for its preseed at about
-2 minutes.
+at 30-70 s by PXE (the 40 MB initrd over TFTP is the longest step) and at about 22 s by HTTP Boot, the
+installer asks for its preseed at about 2 minutes.
 """
 
 from __future__ import annotations
