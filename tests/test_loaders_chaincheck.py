@@ -4,10 +4,10 @@ chain needs, over real profile trees and loaders found in fake system roots (tmp
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from filetree import write_tree
 
 from netboot.arch import Arch
 from netboot.chaincheck import (
@@ -32,20 +32,12 @@ KS = "kind: kickstart\n"
 MIRROR = "https://mirror.example/os"
 
 
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
-
-
 @pytest.fixture
 def profiles(tmp_path: Path) -> ProfileSet:
     """``secure`` says shim-grub and has its files; ``child`` inherits shim-grub from it; ``urls`` says
     shim-grub and has only URLs; ``grouped`` says nothing, has a path and a URL but not the file, and the
     ``sb`` group (room=sb) puts it on shim-grub; ``plain`` says nothing; ``ipxe`` says ipxe."""
-    root = write(tmp_path / "profiles", {
+    root = write_tree(tmp_path / "profiles", {
         "secure/profile.yaml": KS + "boot_chain: shim-grub\nkernel: vmlinuz\ninitrd: [initrd.img]\n",
         "secure/ks.cfg.j2": "",
         "secure/files/vmlinuz": "k",

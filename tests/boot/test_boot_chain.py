@@ -5,10 +5,10 @@ every branch (unknown, discovered, menu, default profile, install, installed, pr
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from filetree import write_tree
 
 from netboot.boot.choose import BootChoice, choose
 from netboot.inventory import System, SystemState
@@ -27,21 +27,13 @@ KS = "kind: kickstart\nkernel: vmlinuz\ninitrd: [initrd.img]\n"
 MAC = MacAddress.parse("52:54:00:00:00:01")
 
 
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
-
-
 @pytest.fixture
 def profiles(tmp_path: Path) -> ProfileSet:
     """base says shim-grub, child inherits it, grandchild goes back to ipxe, plain says nothing;
     machines labelled room=lab get child through a group that says ipxe, room=sb get plain through a
     group that says shim-grub."""
     return load_profiles(
-        tree(
+        write_tree(
             tmp_path,
             {
                 "base/profile.yaml": KS + "boot_chain: shim-grub\n",
@@ -94,7 +86,7 @@ def test_the_most_specific_wins_system_group_profile_site(profiles: ProfileSet) 
 
 
 def test_a_bad_value_is_refused_at_its_line(tmp_path: Path) -> None:
-    root = tree(
+    root = write_tree(
         tmp_path,
         {
             "p/profile.yaml": "kind: local\nboot_chain: shim\n",

@@ -10,11 +10,11 @@ the answers do not depend on what this machine has installed.
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from filetree import write_tree
 
 from netboot import loaders
 from netboot.cli import main
@@ -48,10 +48,7 @@ def setup(tmp_path: Path, profiles: dict[str, str], config: str = "") -> Path:
     """A profiles folder (with the sample snippets) and a config naming it; returns the config file."""
     root = tmp_path / "profiles"
     shutil.copytree(PROFILES / "_snippets", root / "_snippets")
-    for name, text in profiles.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    write_tree(root, profiles)
     file = tmp_path / "netboot.yaml"
     file.write_text(f"data-dir: {tmp_path / 'data'}\nprofiles-dir: {root}\n{config}")
     return file

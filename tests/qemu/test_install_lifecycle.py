@@ -15,7 +15,7 @@ from served import start_netboot
 
 from netboot.qemu import VmSpec, command, missing_firmware
 
-from .vmtools import cli, events, install_network, phases, system
+from .vmtools import as_machine, cli, events, install_network, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -81,19 +81,15 @@ def test_debian_installer_fetches_preseed_then_next_boot_is_local(
     # (the server's ARP entry for the address names that MAC).
     vm_ip = next(str(e["client_ip"]) for e in events(served, mac) if e["phase"] == "answer-file")
     stop(installer)
-    own_mac = lab.mac_of(cli_ns)
-    cli_ns.run("ip", "link", "set", "eth0", "address", mac)
-    cli_ns.run("ip", "addr", "add", f"{vm_ip}/24", "dev", "eth0")
-    done = cli_ns.run("curl", "-fsS", "--interface", vm_ip, f"{served.http}/done/{mac}?token={token}",
-                      timeout=30)
-    assert "next boot is local" in done.stdout
-    after = system(served, mac)
-    assert after["state"] == "installed" and after["token"] is None
-    refused = cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", vm_ip,
-                         f"{served.http}/answer/{mac}/preseed.cfg?token={token}", timeout=30)
-    assert refused.stdout == "403"
-    cli_ns.run("ip", "addr", "del", f"{vm_ip}/24", "dev", "eth0")
-    cli_ns.run("ip", "link", "set", "eth0", "address", own_mac)  # the VM boots again with its MAC
+    with as_machine(lab, cli_ns, mac, vm_ip):  # given back after: the VM boots again with its MAC
+        done = cli_ns.run("curl", "-fsS", "--interface", vm_ip, f"{served.http}/done/{mac}?token={token}",
+                          timeout=30)
+        assert "next boot is local" in done.stdout
+        after = system(served, mac)
+        assert after["state"] == "installed" and after["token"] is None
+        refused = cli_ns.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", vm_ip,
+                             f"{served.http}/answer/{mac}/preseed.cfg?token={token}", timeout=30)
+        assert refused.stdout == "403"
 
     again = lab.bridge.spawn(command(vm), log=artifacts / "qemu-second-boot.log")
     try:

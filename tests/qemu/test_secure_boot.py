@@ -40,7 +40,7 @@ from netboot.qemu import VmSpec, command, missing_firmware
 
 from .bootdisk import disk_args
 from .test_install_lifecycle import DEBIAN_INSTALLER
-from .vmtools import Console, cli, events, install_network, phases, system
+from .vmtools import Console, as_machine, cli, events, install_network, phases, system
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -212,16 +212,11 @@ def test_secure_boot_full_mode_install_refusal_and_local_after_done(
                   serial_log=artifacts / "serial-http.log")
     installs_under_secure_boot(lab, served, helper, web, artifacts)
 
-    # the preseed's late_command from the machine's address: the test namespace takes the VM's MAC and
-    # address over (the VM is stopped), as test_install_lifecycle does
-    own_mac = lab.mac_of(helper)
-    helper.run("ip", "link", "set", "eth0", "address", mac)
-    helper.run("ip", "addr", "add", f"{address}/24", "dev", "eth0")
-    done = helper.run("curl", "-fsS", "--interface", address, f"{served.http}/done/{mac}?token={token}",
-                      timeout=30)
+    # the preseed's late_command from the machine's address (the VM is stopped)
+    with as_machine(lab, helper, mac, address):
+        done = helper.run("curl", "-fsS", "--interface", address, f"{served.http}/done/{mac}?token={token}",
+                          timeout=30)
     assert "next boot is local" in done.stdout
-    helper.run("ip", "addr", "del", f"{address}/24", "dev", "eth0")
-    helper.run("ip", "link", "set", "eth0", "address", own_mac)
     assert system(served, mac)["state"] == "installed"
 
     # the next Secure Boot netboot: no boot file, so the firmware goes on to its disk (no shim, no GRUB)

@@ -7,10 +7,12 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netlab import Lab, wait_for
+from netlab import Lab, Netns, wait_for
 from served import NETBOOT, Served
 
 #: terminal control sequences (cursor moves, colours, clear screen) and backspaces on the console
@@ -23,6 +25,20 @@ def install_network(lab: Lab) -> str:
     return (f"dhcp:\n  mode: full\n  subnet: {lab.net}.0/24\n  range: {lab.ip(100)}-{lab.ip(120)}\n"
             f"  router: {lab.ip(1)}\n  dns-servers: [{lab.ip(1)}]\n  domain: lab.test\n"
             "dns:\n  enabled: true\n  domain: lab.test\n")
+
+
+@contextmanager
+def as_machine(lab: Lab, ns: Netns, mac: str, address: str) -> Iterator[None]:
+    """``ns`` plays a stopped VM: it takes the VM's MAC and address over (the server's ARP entry for the
+    address names that MAC), so what it sends is what the VM's installer would send; both go back after."""
+    own_mac = lab.mac_of(ns)
+    ns.run("ip", "link", "set", "eth0", "address", mac)
+    ns.run("ip", "addr", "add", f"{address}/24", "dev", "eth0")
+    try:
+        yield
+    finally:
+        ns.run("ip", "addr", "del", f"{address}/24", "dev", "eth0")
+        ns.run("ip", "link", "set", "eth0", "address", own_mac)
 
 
 def cli(served: Served, *args: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filetree import write_tree
 
 from netboot.profiles import ProfileSet, load_profiles
 from netboot.render import ServerFacts
@@ -59,11 +59,7 @@ def tree(tmp_path: Path) -> TreeBuilder:
     def build(files: dict[str, str]) -> Path:
         root = tmp_path / f"tree{next(count)}" / "profiles"
         root.mkdir(parents=True)
-        for rel, text in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return root
+        return write_tree(root, files)
 
     return build
 
