@@ -270,15 +270,23 @@ def from_dnsmasq(lab: Lab, address: str) -> bool:
     return net == lab.net and 150 <= int(host) <= 160
 
 
+def next_servers(dnsmasq_log: str, mac: str) -> set[str]:
+    """The next-server addresses dnsmasq (``--log-dhcp``) named in its replies to ``mac``."""
+    xids = set(re.findall(rf"dnsmasq-dhcp: (\d+) DHCP[A-Z]+\(\S+\) (?:\S+ )?{mac}", dnsmasq_log))
+    return {m[2] for m in re.finditer(r"dnsmasq-dhcp: (\d+) next server: (\S+)", dnsmasq_log) if m[1] in xids}
+
+
 def test_secure_boot_proxy_mode_and_http_boot(lab: Lab, tmp_path: Path, artifacts: Path) -> None:
     """netboot's ProxyDHCP names shim beside dnsmasq, which leases the address. Debian 12's GRUB ignores
     ProxyDHCP (it reads only the DHCP server's ACK: rhboot/grub2#56), so the site's DHCP server names
-    netboot as next-server, without a boot file (dnsmasq ``--dhcp-boot=,,<netboot>``); docs/profiles.md."""
+    netboot as next-server to PXE clients, without a boot file (dnsmasq ``--dhcp-boot=tag:pxe,,,<netboot>``
+    for vendor class PXEClient); docs/profiles.md. HTTP Boot needs no next-server: dnsmasq names none to
+    the firmware (HTTPClient) nor to the image's GRUB (no vendor class), and the image names netboot."""
     assert not missing_firmware("uefi-sb-http")
     helper = lab.host("cli", 9)
     # a name server too: without one d-i stops to ask for it before its preseed (any address will do)
-    start_dnsmasq(lab, tmp_path, artifacts / "dnsmasq.log", f"--dhcp-boot=,,{lab.ip(1)}",
-                  f"--dhcp-option=option:dns-server,{lab.ip(2)}")
+    start_dnsmasq(lab, tmp_path, artifacts / "dnsmasq.log", "--dhcp-vendorclass=set:pxe,PXEClient",
+                  f"--dhcp-boot=tag:pxe,,,{lab.ip(1)}", f"--dhcp-option=option:dns-server,{lab.ip(2)}")
     served = start_netboot(lab, lab.host("srv", 1), artifacts, "--dhcp-mode", "proxy")
     mac, http = "52:54:00:5b:0e:02", "52:54:00:5b:0e:04"
     for each in (mac, http):
@@ -296,6 +304,9 @@ def test_secure_boot_proxy_mode_and_http_boot(lab: Lab, tmp_path: Path, artifact
                   serial_log=artifacts / "serial-http.log")
     address, _asked = installs_under_secure_boot(lab, served, helper, web, artifacts)
     assert from_dnsmasq(lab, address)
+    leases = (artifacts / "dnsmasq.log").read_text()
+    assert lab.ip(1) in next_servers(leases, mac)  # the PXE machine's GRUB needed it
+    assert lab.ip(1) not in next_servers(leases, http)  # firmware and GRUB of the HTTP Boot one never had it
 
 
 def test_secure_boot_site_dhcp_stub_config_and_unsigned_kernel(
