@@ -39,7 +39,7 @@ from netboot.boot.classify import BootRequest
 from netboot.boot.decide import BootContext, DhcpAnswer, LocalBoot, decide
 from netboot.boot.ports import Audit, EventLog, Inventory, ProfileSource, Site
 from netboot.boot.tftpnames import GRUB_STUB, classify_name
-from netboot.boot.tokens import refusal, script_binding
+from netboot.boot.tokens import binding_current, refusal, script_binding
 from netboot.events import Event
 from netboot.inventory import System, SystemState
 from netboot.mac import MacAddress
@@ -253,7 +253,10 @@ class BootCore:
                 )
             )
             return replace(system, token=None)
-        bound_system = replace(system, token_ip=bound, token_expires=time.time() + self.site.token_ttl)
+        now = time.time()
+        if binding_current(system, bound, now, self.site.token_ttl):
+            return system  # bound to this address moments ago: already durable, no write per request
+        bound_system = replace(system, token_ip=bound, token_expires=now + self.site.token_ttl)
         self.inventory.save(bound_system)  # durable before the token leaves: the machine depends on it
         return bound_system
 

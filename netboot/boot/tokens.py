@@ -45,6 +45,23 @@ def script_binding(
     return None
 
 
+#: Seconds within which a boot script asked again keeps the stored token binding instead of writing a new
+#: expiry: a machine (or a benchmark) fetching its script repeatedly costs no store write each time. The
+#: token then lives at least ``ttl - TOKEN_REFRESH`` seconds after the last script, and never longer than
+#: ``ttl``.
+TOKEN_REFRESH = 60.0
+
+
+def binding_current(system: System, bound: str, now: float, ttl: float) -> bool:
+    """Whether ``system``'s stored binding already names ``bound`` and expires less than
+    :data:`TOKEN_REFRESH` before a new one would: then there is nothing to make durable."""
+    return (
+        system.token_ip == bound
+        and system.token_expires is not None
+        and now + ttl - system.token_expires < TOKEN_REFRESH
+    )
+
+
 def refusal(
     system: System, token: str | None, client_ip: str | None, learned: Iterable[str], now: float
 ) -> str | None:

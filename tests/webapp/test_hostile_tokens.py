@@ -14,6 +14,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from flask.testing import FlaskClient
 
+from netboot.boot.tokens import TOKEN_REFRESH
 from netboot.config import DhcpConfig
 from netboot.dhcp.leases import LeasePool
 from netboot.dhcp.service import DhcpService, Ingress
@@ -87,6 +88,28 @@ def test_the_token_expires_after_its_script_and_dies_at_done(make_runtime: Runti
     assert client.get(answer).status_code == 200
     assert client.post(f"/done/{MAC}?token={token}").status_code == 200
     assert client.get(answer).status_code == 403
+
+
+def test_a_script_asked_again_soon_writes_no_new_binding(make_runtime: RuntimeFactory) -> None:
+    """A repeated fetch within TOKEN_REFRESH keeps the stored binding (no store write per request); an
+    older binding, or another address of the machine, is written again."""
+    rt = make_runtime()
+    token = register(rt)  # served from 127.0.0.1, the machine's address
+    client = app_for(rt).test_client()
+    first = stored(rt, MAC)
+    assert first is not None and first.token_ip == "127.0.0.1" and first.token_expires is not None
+    assert script_token(client, MAC, {"REMOTE_ADDR": "127.0.0.1"}) == token
+    assert stored(rt, MAC) == first  # unchanged: nothing written
+    older = replace(first, token_expires=first.token_expires - TOKEN_REFRESH - 1)
+    rt.store.systems.save(older)
+    assert script_token(client, MAC, {"REMOTE_ADDR": "127.0.0.1"}) == token
+    renewed = stored(rt, MAC)
+    assert renewed is not None and renewed.token_expires is not None
+    assert renewed.token_expires > first.token_expires - 1  # a full ttl again
+    rt.recorder.learn("10.0.0.77", VICTIM)  # the machine's second address (a second NIC, a new lease)
+    assert script_token(client, MAC, {"REMOTE_ADDR": "10.0.0.77"}) == token
+    moved = stored(rt, MAC)
+    assert moved is not None and moved.token_ip == "10.0.0.77"
 
 
 def test_a_token_never_served_in_a_script_is_refused(make_runtime: RuntimeFactory) -> None:
