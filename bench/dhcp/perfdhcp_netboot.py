@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from netlab import Lab  # noqa: E402
-from served import start_netboot  # noqa: E402
+from netlab import Lab
+from served import start_netboot
 
 
 def main() -> None:
