@@ -12,17 +12,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
-[ "$(id -u)" = 0 ] || { echo "bench/http.sh: run as root (it makes network namespaces)" >&2; exit 1; }
-missing=""
-for pkg in wrk nginx-light curl; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-    # policy-rc.d 101: the packages' services are not started on install (one already there is kept)
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
-fi
+. "$HERE/lib.sh"
+require_root bench/http.sh
+install_missing wrk nginx-light curl
 "$PYTHON" "$HERE/http/bench.py" "$@"
