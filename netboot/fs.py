@@ -14,10 +14,25 @@ devices that hang or leak. So the rules live here once:
 
 Names are never percent-decoded here: that is HTTP's job, done once before calling in, so ``%2e%2e`` is a
 literal (and absent) file name, not a second chance at ``..``.
+
+Opening (:func:`open_with_stat`, what TFTP and ``/files`` serve from) asks the kernel instead of checking
+first: Linux's ``openat2(2)`` with ``RESOLVE_BENEATH`` resolves the name under a descriptor of the root and
+refuses any step out of it (``..``, an absolute symlink, a symlink leading out) in the same system call
+that finds the file, so there is no gap between check and open for a swapped symlink to use. The file is
+found with ``O_PATH`` (opening nothing, so a device or FIFO has no side effect), checked to be regular
+with ``fstat``, and only then opened for reading through its descriptor. This replaced ``realpath`` on
+every request, which ``lstat``s every component of the root and of the name (13 calls for a file two
+levels under a four-level root, about a third of a small ``/files`` request: docs/performance.md). Python
+has no binding for ``openat2``, so it is called through ``ctypes``; where the kernel lacks it (before
+5.6) or a seccomp filter refuses it, the ``realpath`` check and a re-check of the opened descriptor are
+used instead. One difference follows: ``RESOLVE_BENEATH`` refuses every absolute symlink, also one that
+points inside the root, so links inside a served tree must be relative (``ln -s sub/x y``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import os
 import stat
@@ -88,6 +103,80 @@ def open_file(root: Path, requested: str) -> io.FileIO:
 
 def open_with_stat(root: Path, requested: str) -> tuple[io.FileIO, os.stat_result]:
     """:func:`open_file`, with the ``fstat`` of the descriptor it checked (size, mtime for HTTP headers)."""
+    relative = normalise(requested)
+    if _openat2_works:
+        try:
+            return _open_beneath(root, relative, requested)
+        except _NoOpenat2:
+            pass
+    return _open_checked(root, requested)
+
+
+#: openat2(2) (Linux 5.6): the system call number is the same on every architecture
+_SYS_OPENAT2 = 437
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_BENEATH = 0x08
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class _NoOpenat2(Exception):
+    """This kernel (or its seccomp filter) has no openat2: use the realpath check."""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_openat2_works = True
+
+
+def _openat2(dirfd: int, relative: str, flags: int) -> int:
+    """A descriptor of ``relative`` under ``dirfd``, never outside it (``RESOLVE_BENEATH``)."""
+    global _openat2_works
+    how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
+    fd = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), os.fsencode(relative),
+                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd >= 0:
+        return int(fd)
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EPERM):
+        _openat2_works = False
+        raise _NoOpenat2
+    raise OSError(err, os.strerror(err))
+
+
+def _open_beneath(root: Path, relative: str, requested: str) -> tuple[io.FileIO, os.stat_result]:
+    try:
+        root_fd = os.open(root, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PathRefused(f"root: {exc.strerror or 'cannot open'}", requested) from None
+    try:
+        try:
+            found = _openat2(root_fd, relative, _O_PATH | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise PathNotFound("no such file", requested) from None
+            if exc.errno == errno.EXDEV:
+                raise PathRefused("outside the root", requested) from None
+            raise PathRefused(exc.strerror or "cannot open", requested) from None
+    finally:
+        os.close(root_fd)
+    try:
+        info = os.fstat(found)
+        _check_regular(info.st_mode, requested)
+        # a regular file now, and this very inode: reopened for reading through its own descriptor
+        fd = os.open(f"/proc/self/fd/{found}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PathRefused(exc.strerror or "cannot open", requested) from None
+    finally:
+        os.close(found)
+    return io.FileIO(fd, "rb", closefd=True), info
+
+
+def _open_checked(root: Path, requested: str) -> tuple[io.FileIO, os.stat_result]:
+    """Without openat2: the realpath check, then ``O_NOFOLLOW`` and a re-check of the descriptor."""
     path = resolve(root, requested)
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:

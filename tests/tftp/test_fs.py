@@ -130,18 +130,97 @@ def test_open_file_reads_the_file(tree: Tree) -> None:
         assert f.read() == tree.files["sub/inner.bin"]
 
 
+# ----------------------------------------------------------------------------- opening: openat2, kernel side
+
+
+def test_this_kernel_opens_with_openat2(tree: Tree) -> None:
+    """The race-free path is the one in use here (Linux >= 5.6): not silently the fallback."""
+    with open_file(tree.root, "f.bin") as f:
+        assert f.read() == tree.files["f.bin"]
+    assert fs._openat2_works
+
+
+@pytest.fixture(params=["openat2", "realpath-fallback"])
+def either_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each opening test once through openat2 and once through the fallback a kernel without it uses."""
+    if request.param == "realpath-fallback":
+        monkeypatch.setattr(fs, "_openat2_works", False)
+    return str(request.param)
+
+
+def test_open_refuses_the_traversal_corpus(tree: Tree, either_way: str) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        for name in traversal_corpus(tree):
+            with pytest.raises(PathRefused) as info:
+                open_file(tree.root, name)
+            assert info.value.reason, name
+    assert len(os.listdir("/proc/self/fd")) <= before + 1  # no descriptor left behind by a refusal
+
+
+def test_an_absolute_symlink_is_refused_even_pointing_inside(tree: Tree) -> None:
+    """RESOLVE_BENEATH refuses any absolute step, so such a link must be made relative (docs/security.md)."""
+    (tree.root / "abs-in").symlink_to(tree.root / "f.bin")
+    with pytest.raises(PathRefused, match="outside the root"):
+        open_file(tree.root, "abs-in")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("out", "outside the root"), ("abs-out", "outside the root"), ("sibling", "outside the root"),
+     ("subdir-out/secret", "outside the root"), ("sub", "is a directory"), ("fifo", "not a regular file"),
+     ("nope.bin", "no such file")],
+)
+def test_open_refusals_name_the_problem(tree: Tree, either_way: str, name: str, reason: str) -> None:
+    with pytest.raises(PathRefused, match=reason):
+        open_file(tree.root, name)
+
+
+def test_open_serves_a_symlink_that_stays_inside_and_a_root_given_by_symlink(
+    tree: Tree, tmp_path: Path, either_way: str
+) -> None:
+    with open_file(tree.root, "inlink") as f:
+        assert f.read() == tree.files["sub/inner.bin"]
+    link = tmp_path / "root-link"
+    link.symlink_to(tree.root)
+    with open_file(link, "sub/inner.bin") as f:
+        assert f.read() == tree.files["sub/inner.bin"]
+
+
+def test_openat2_missing_at_run_time_falls_back(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seccomp filter refusing openat2 (EPERM) or an old kernel (ENOSYS): the realpath check serves."""
+    def refused(dirfd: int, relative: str, flags: int) -> int:
+        raise fs._NoOpenat2
+    monkeypatch.setattr(fs, "_openat2", refused)
+    with open_file(tree.root, "sub/inner.bin") as f:
+        assert f.read() == tree.files["sub/inner.bin"]
+    with pytest.raises(PathRefused, match="outside the root"):
+        open_file(tree.root, "out")
+
+
+# --------------------------------------------- opening without openat2: the gaps the fallback must close
+
+
+@pytest.fixture
+def fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fs, "_openat2_works", False)
+
+
+@pytest.mark.usefixtures("fallback")
 def test_open_refuses_symlink_swapped_in_after_the_check(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fs, "resolve", lambda root, requested: tree.root / "out")
     with pytest.raises(PathRefused):
         open_file(tree.root, "f.bin")
 
 
+@pytest.mark.usefixtures("fallback")
 def test_open_does_not_block_on_fifo_swapped_in(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fs, "resolve", lambda root, requested: tree.root / "fifo")
     with pytest.raises(PathRefused, match="not a regular file"):
         open_file(tree.root, "f.bin")
 
 
+@pytest.mark.usefixtures("fallback")
 def test_open_rechecks_where_the_descriptor_points(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     """A parent directory replaced by a symlink between check and open: /proc/self/fd shows the escape."""
     outside = tree.root.parent / "tftp2" / "secret"
@@ -150,6 +229,7 @@ def test_open_rechecks_where_the_descriptor_points(tree: Tree, monkeypatch: pyte
         open_file(tree.root, "f.bin")
 
 
+@pytest.mark.usefixtures("fallback")
 def test_open_file_closes_the_descriptor_when_refusing(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     before = len(os.listdir("/proc/self/fd"))
     monkeypatch.setattr(fs, "resolve", lambda root, requested: tree.root.parent / "secret.txt")
