@@ -23,10 +23,10 @@ in the image                why
 The fallback ``fbx64.efi`` is left out on purpose: shim started as ``BOOTX64.EFI`` runs the fallback
 instead of GRUB when it sits beside it, and the fallback looks for an installed system's boot entries.
 
-The image is built with mtools (``mformat``, ``mmd``, ``mcopy``: no root, no loop device) once per
-process. The config is a fixed-size slot padded with a GRUB comment, so a machine's image is the template
-with that one span replaced: its FAT and directory entries stay valid, and a request costs a copy, not a
-build.
+The image is built with mtools (``mformat``, ``mmd``, ``mcopy``: no root, no loop device) once, and again
+when one of its loader files changes (a shim upgrade carries revocations). The config is a fixed-size slot
+padded with a GRUB comment, so a machine's image is the template with that one span replaced: its FAT and
+directory entries stay valid, and a request costs a copy, not a build.
 """
 
 from __future__ import annotations
@@ -125,6 +125,9 @@ class ShimDisk:
         self._lock = threading.Lock()
         self._template: bytes | None = None
         self._offset = 0
+        #: the (mtime, size) of the files the template was built from: an upgraded shim (they carry
+        #: revocations) or GRUB is in the next image, as it is in the next TFTP download
+        self._built_from: tuple[tuple[int, int], ...] = ()
 
     def image(self, server: str, mac: MacAddress | None) -> bytes:
         """The disk image for ``mac`` (None: the generic one), its config naming ``server``.
@@ -136,13 +139,21 @@ class ShimDisk:
 
     def _built(self) -> tuple[bytes, int]:
         with self._lock:
-            if self._template is None:
-                self._template = self._build()
-                found = self._template.find(_PLACEHOLDER)
-                if found < 0 or self._template.count(_PLACEHOLDER) != 1:
+            sources = self._signature()
+            if self._template is None or sources != self._built_from:
+                template = self._build()
+                found = template.find(_PLACEHOLDER)
+                if found < 0 or template.count(_PLACEHOLDER) != 1:
                     raise ShimDiskError("the config slot is not one contiguous span in the built image")
-                self._offset = found
+                self._template, self._offset, self._built_from = template, found, sources
             return self._template, self._offset
+
+    def _signature(self) -> tuple[tuple[int, int], ...]:
+        try:
+            stats = [self._files[n].stat() for n in disk_contents(self._files)]
+        except OSError as exc:  # removed by an upgrade in progress: the build says what is missing
+            raise ShimDiskError(f"cannot read a loader for the image: {exc}") from None
+        return tuple((st.st_mtime_ns, st.st_size) for st in stats)
 
     def _build(self) -> bytes:
         lacking = [n for n in (SHIM_BOOT_FILE, GRUB_FILE) if n not in self._files]

@@ -84,6 +84,16 @@ def test_the_config_passes_grubs_own_script_check(mac: MacAddress | None, tmp_pa
     subprocess.run(["grub-script-check", str(script)], check=True, capture_output=True, timeout=30)
 
 
+def test_an_upgraded_loader_is_in_the_next_image(tmp_path: Path) -> None:
+    """apt replacing shim (its updates carry revocations) is served at once, as over TFTP."""
+    shim = tmp_path / "shimx64.efi"
+    shim.write_bytes(FOUND["shimx64.efi"].read_bytes())
+    disk = ShimDisk({**FOUND, "shimx64.efi": shim})
+    assert read(disk.image("10.0.0.1", MAC), tmp_path, "EFI/BOOT/BOOTX64.EFI") == shim.read_bytes()
+    shim.write_bytes(b"MZ a newer shim " * 1000)
+    assert read(disk.image("10.0.0.1", MAC), tmp_path, "EFI/BOOT/BOOTX64.EFI") == b"MZ a newer shim " * 1000
+
+
 def test_the_image_that_names_no_machine_takes_grubs_first_card(disk: ShimDisk, tmp_path: Path) -> None:
     config = read(disk.image("boot.lab.test", None), tmp_path, "grub/grub.cfg").decode()
     assert 'configfile "(tftp,boot.lab.test)/grub/grub.cfg-01-$net_efinet0_dhcp_mac"' in config
