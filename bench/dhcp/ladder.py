@@ -74,7 +74,8 @@ def start(server: str, lab: Lab, ns: Netns, tmp: Path) -> int:
         mode = "full" if server == "netboot-full" else "proxy"
         # unknown machines get the iPXE menu: under the default (local, skip) proxy mode stays silent
         config = (f"unknown-default: menu\ndhcp:\n  mode: {mode}\n  subnet: {SUBNET}\n"
-                  f"  range: {POOL[0]}-{POOL[1]}\n  lease-time: 3600\nservices: {{tftp: false, http: false}}\n")
+                  f"  range: {POOL[0]}-{POOL[1]}\n  lease-time: 3600\n"
+                  "services: {tftp: false, http: false}\n")
         return start_netboot(lab, ns, tmp, config=config).proc.pid
     if server == "kea":
         conf = tmp / "kea.json"
@@ -83,7 +84,8 @@ def start(server: str, lab: Lab, ns: Netns, tmp: Path) -> int:
             "lease-database": {"type": "memfile", "name": str(tmp / "kea-leases.csv"), "lfc-interval": 0},
             "valid-lifetime": 3600,
             "subnet4": [{"id": 1, "subnet": SUBNET, "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}],
-            "loggers": [{"name": "kea-dhcp4", "severity": "WARN",
+            # INFO, Kea's default: it logs each allocation, as netboot logs each answer
+            "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
                          "output_options": [{"output": str(tmp / "kea.log")}]}],
         }}))
         env = {"KEA_PIDFILE_DIR": str(tmp), "KEA_LOCKFILE_DIR": str(tmp)}
