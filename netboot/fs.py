@@ -103,10 +103,9 @@ def open_file(root: Path, requested: str) -> io.FileIO:
 
 def open_with_stat(root: Path, requested: str) -> tuple[io.FileIO, os.stat_result]:
     """:func:`open_file`, with the ``fstat`` of the descriptor it checked (size, mtime for HTTP headers)."""
-    relative = normalise(requested)
     if _openat2_works:
         try:
-            return _open_beneath(root, relative, requested)
+            return _open_beneath(root, normalise(requested), requested)
         except _NoOpenat2:
             pass
     return _open_checked(root, requested)

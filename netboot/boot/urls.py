@@ -86,19 +86,23 @@ def loader_url(base: str, name: str) -> str:
     return f"{base}{LOADER_PREFIX}{quote(name, safe='')}"
 
 
+#: the path prefix of the disk images, from the route (``/shim-grub/``)
+SHIM_DISK_PREFIX = SHIM_DISK_ROUTE.removesuffix("<name>.img")
+
+
 def shim_disk_url(base: str, mac: MacAddress | None) -> str:
     """``<base>/shim-grub/<mac>.img``: the disk image a UEFI HTTP Boot client on the shim-grub chain gets.
 
     The MAC is spelled with dashes (a plain path segment for any firmware's URI parser); None gives the
     ``any`` image, for a site's DHCP server that hands every machine one URL."""
     name = mac.colon.replace(":", "-") if mac is not None else SHIM_DISK_ANY
-    return f"{base}/shim-grub/{name}.img"
+    return f"{base}{SHIM_DISK_PREFIX}{name}.img"
 
 
 def is_shim_disk_url(url: str) -> bool:
     """Whether ``url`` is one :func:`shim_disk_url` built."""
-    path = url.split("://", 1)[-1].partition("/")[2]
-    return path.startswith("shim-grub/") and path.endswith(".img") and path.count("/") == 1
+    path = "/" + url.split("://", 1)[-1].partition("/")[2]
+    return path.startswith(SHIM_DISK_PREFIX) and path.endswith(".img") and path.count("/") == 2
 
 
 def tftp_files_path(profile: str, path: str) -> str:
