@@ -109,7 +109,9 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
         port=d.port,
         proxy_port=d.proxy_port,
         interfaces=cfg.interfaces,
-        flush=runtime.store.flush,  # leases and "seen" updates in one group commit, before the replies
+        # leases durable before their ACKs (sightings ride along); sightings alone after the replies
+        flush=runtime.store.flush_for_replies,
+        settle=runtime.store.flush_due,
     )
     extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"

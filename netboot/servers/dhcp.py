@@ -6,8 +6,10 @@ this class of machine, a blocking recvfrom/sendto loop turns around ~245 000 dat
 for asyncio's DatagramProtocol, which is why this is not asyncio.
 
 Group commit: after a packet arrives, the loop drains up to :data:`BATCH` more that are already queued,
-handles them all, makes the batch's lease changes durable with one flush, and only then sends the replies.
-A ``kill -9`` at any point therefore loses no lease that a client was ACKed.
+handles them all, makes the batch's lease changes durable with one flush (``flush``), and only then sends
+the replies. A ``kill -9`` at any point therefore loses no lease that a client was ACKed. Writes no reply
+depends on (the "seen" sightings of booting clients) are left to ``settle``, called after the replies are
+sent and at least every ``tick`` seconds, so an OFFER or a ProxyDHCP answer never waits for the store.
 
 Every datagram is handled inside ``try``: a malformed one is logged (rate-limited) and dropped; an
 unexpected error is logged with the client's MAC; the loop never dies from a packet.
@@ -63,9 +65,13 @@ class DhcpServer:
         proxy_port: int | None = 4011,
         interfaces: Iterable[str] = (),
         flush: Callable[[], object] = lambda: None,
+        settle: Callable[[], object] = lambda: None,
+        tick: float = 0.25,
     ) -> None:
         self.service = service
         self._flush = flush
+        self._settle = settle
+        self._tick = tick
         self._allowed = {socket.if_nametoindex(name) for name in interfaces}
         self._sockets: dict[socket.socket, int] = {}
         main = open_socket(bind_ip, port)
@@ -98,7 +104,7 @@ class DhcpServer:
     def serve_forever(self) -> None:
         readers = [*self._sockets, self._wake_r]
         while not self._stop.is_set():
-            ready, _, _ = select.select(readers, [], [], 1.0)
+            ready, _, _ = select.select(readers, [], [], self._tick)
             batch: list[tuple[socket.socket, Outgoing]] = []
             for sock in ready:
                 if sock is self._wake_r:
@@ -117,6 +123,14 @@ class DhcpServer:
                     batch.extend((sock, out) for out in replies)
             if batch or ready:
                 self._commit_and_send(batch)
+            self._after_replies()
+
+    def _after_replies(self) -> None:
+        """The writes no reply waits for (sightings), once they are due: after the batch is sent."""
+        try:
+            self._settle()
+        except Exception:
+            log.exception("could not store the staged sightings (kept for the next try)")
 
     def _commit_and_send(self, batch: list[tuple[socket.socket, Outgoing]]) -> None:
         try:

@@ -29,7 +29,13 @@ file, so a connection holds at most ``max_body`` on disk, not in memory), ``outb
 waiting connections) and ``channel_request_lookahead`` (0: no pipelined request is read ahead of its
 predecessor's answer).
 
-Two things waitress cannot do, done here:
+Three things waitress cannot do, done here:
+
+* A file response (a kernel, an initrd, an image: what Flask's ``send_file`` hands waitress as its
+  ``wsgi.file_wrapper``) goes out by ``sendfile(2)`` (:meth:`_Channel._flush_some`): the kernel copies
+  from the page cache to the socket, where waitress reads each chunk into Python and writes it back. The
+  loop is waitress's own (``HTTPChannel._flush_some``), with only the send of a file buffer changed; a
+  Range answer, a generated body and the headers go as before.
 
 * A request still arriving ``idle_timeout`` after its first byte is cut (:class:`_Server`). waitress times
   only idleness, so a client sending a header byte every few seconds ("slowloris") would hold its
@@ -41,12 +47,15 @@ Two things waitress cannot do, done here:
 from __future__ import annotations
 
 import logging
+import os
 import resource
+import stat
 import time
 from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
+from waitress.buffers import ReadOnlyFileBasedBuffer
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
@@ -67,6 +76,8 @@ DESCRIPTORS_PER_CONNECTION = 3
 DESCRIPTORS_RESERVED = 256
 #: seconds :meth:`HttpServer.shutdown` waits for requests being served to finish
 SHUTDOWN_GRACE = 2
+#: most bytes one sendfile call is asked for (it sends what the socket buffer takes, then returns)
+SENDFILE_CHUNK = 4 << 20
 
 
 class _TimedParser(HTTPRequestParser):  # type: ignore[misc]
@@ -80,8 +91,76 @@ class _TimedParser(HTTPRequestParser):  # type: ignore[misc]
         self.started = time.time()
 
 
+def _sendfile_descriptor(outbuf: object) -> int | None:
+    """The descriptor of the regular file behind a file response's buffer; None for any other buffer."""
+    if not isinstance(outbuf, ReadOnlyFileBasedBuffer):
+        return None
+    try:
+        fd = int(outbuf.file.fileno())
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class _Channel(HTTPChannel):  # type: ignore[misc]
     parser_class = _TimedParser
+
+    def _flush_some(self, do_close: bool = True) -> bool:
+        """Send what the socket takes now (waitress's loop; a file buffer goes by :meth:`_sendfile`)."""
+        sent = 0
+        while True:
+            outbuf = self.outbufs[0]
+            outbuflen = outbuf.__len__()  # not len(): a file's size may not fit a C ssize_t on 32 bits
+            fd = _sendfile_descriptor(outbuf) if outbuflen else None
+            stalled = False
+            while outbuflen > 0:
+                if fd is not None:
+                    num_sent = self._sendfile(fd, outbuf, outbuflen, do_close)
+                else:
+                    num_sent = self.send(outbuf.get(self.sendbuf_len), do_close=do_close)
+                    if num_sent:
+                        outbuf.skip(num_sent, True)
+                if not num_sent:
+                    stalled = True  # the socket is full (or gone): the loop comes back when writable
+                    break
+                outbuflen -= num_sent
+                sent += num_sent
+                self.total_outbufs_len -= num_sent
+            if stalled:
+                break
+            if len(self.outbufs) > 1:
+                done = self.outbufs.pop(0)
+                try:
+                    done.close()
+                except Exception:
+                    self.logger.exception("Unexpected error when closing an outbuf")
+            else:
+                break  # the last outbuf is always the writable one: caught up
+        if sent:
+            self.last_activity = time.time()
+            return True
+        return False
+
+    def _sendfile(self, fd: int, outbuf: Any, remaining: int, do_close: bool) -> int:
+        """One ``sendfile`` of the buffer's next bytes; advances the buffer; 0 when nothing could go."""
+        offset = outbuf.file.tell()
+        try:
+            num_sent = os.sendfile(self.socket.fileno(), fd, offset, min(remaining, SENDFILE_CHUNK))
+        except BlockingIOError:
+            return 0
+        except OSError as why:
+            if why.errno in wasyncore._DISCONNECTED:
+                if do_close:
+                    self.handle_close()
+                return 0
+            raise
+        if num_sent == 0:  # end of file before Content-Length: the file shrank; the answer cannot be whole
+            limited.warning("closing the HTTP connection to %s: the file being sent shrank",
+                            self.addr[0] if self.addr else "?")
+            self.handle_close()
+            return 0
+        outbuf.skip(num_sent, True)
+        return int(num_sent)
 
 
 class _Server(TcpWSGIServer):  # type: ignore[misc]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +22,10 @@ from netboot.store.tokens import TokenRepo
 from netboot.store.users import UserRepo
 
 log = logging.getLogger("netboot.store")
+
+#: seconds a sighting (a boot client's "seen" update, a newly discovered machine) may wait to be written
+#: when no lease carries it: sightings are history, not worth a reply's wait (:meth:`Store.flush_due`)
+SEEN_LINGER = 0.25
 
 
 class Store:
@@ -67,8 +72,35 @@ class Store:
             raise
         return len(leases) + written
 
+    def flush_for_replies(self) -> int:
+        """What must be durable before a batch of DHCP replies goes out: the staged leases (their ACKs),
+        with any staged sightings riding in the same transaction (:meth:`flush`).
+
+        Without a staged lease nothing is written: an OFFER or a ProxyDHCP answer waits for no write, and
+        the sightings wait for :meth:`flush_due`.
+        """
+        return self.flush() if self.leases.pending() else 0
+
+    def flush_due(self, linger: float = SEEN_LINGER) -> int:
+        """Write the staged sightings once the oldest has waited ``linger`` seconds; 0 when none is due.
+
+        The DHCP thread calls this after it has sent a batch's replies and at least every ``linger``
+        seconds when idle, so a sighting is durable within about twice ``linger`` and a storm costs one
+        transaction per window instead of one per batch.
+        """
+        since = self.systems.seen_staged_since()
+        if since is None or time.monotonic() - since < linger:
+            return 0
+        return self.flush()
+
     def close(self) -> None:
+        """Write what is staged (sightings, events), then release the database."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not store the staged sightings at close")
         self.events.close()
+        self.systems.close()
         self.engine.dispose()
 
 

@@ -2,7 +2,16 @@
 
 Servers call :meth:`EventRepo.write` (it only enqueues); one thread inserts queued events in batches.
 Events are history, not state: losing the last few on ``kill -9`` is acceptable, losing a lease is not
-(leases are written synchronously, see :mod:`netboot.store.leases`).
+(leases are written synchronously, see :mod:`netboot.store.leases`, and so is every state change such as
+an install's ``/done``).
+
+The writer lingers: once an event arrives it waits up to :data:`LINGER` seconds for more before it
+commits, so a boot storm costs one durable transaction per window rather than one per event. A
+transaction's fixed cost (its fsync, the count and the prune) is about ten times an event's own insert, and
+with one event per transaction it was half of what a ProxyDHCP answer cost (docs/performance.md). So an
+event is durable at most :data:`LINGER` seconds (plus its transaction) after it happened, and ``kill -9``
+loses at most that window of events. :meth:`EventRepo.wait_idle` and :meth:`EventRepo.close` cut the
+wait short.
 
 The same thread keeps the table within :class:`~netboot.store.caps.StoreLimits`: events older than
 ``event_retention_days`` and the oldest past ``events_max`` are deleted in the transaction that inserts a
@@ -30,6 +39,10 @@ from netboot.store.schema import events
 
 log = logging.getLogger("netboot.store")
 _STOP = object()
+#: queued by :meth:`EventRepo.wait_idle`: commit what is queued now, without lingering
+_FLUSH = object()
+#: seconds the writer waits, after an event arrives, for more to commit with it: the kill -9 window
+LINGER = 0.25
 #: seconds between two counts of the table (between them the writer keeps its own tally; other processes,
 #: such as the CLI, also add events)
 RECOUNT_INTERVAL = 600.0
@@ -54,14 +67,16 @@ class EventRepo:
         engine: Engine,
         limits: StoreLimits | None = None,
         *,
-        batch: int = 500,
+        batch: int = 1000,
         prune_batch: int = 5000,
+        linger: float = LINGER,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._limits = limits or StoreLimits()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._batch = batch
+        self._linger = linger
         self._prune_batch = prune_batch
         self._clock = clock
         #: rows in the table as the writer reckons (None: not counted yet), and when it last counted
@@ -83,22 +98,30 @@ class EventRepo:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            items = [item]
-            while len(items) < self._batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._gather()
             rows = [self._row(e) for e in items if isinstance(e, Event)]
             try:
-                self._store(rows)
+                if rows:
+                    self._store(rows)
             except Exception:
                 log.exception("could not store %d events", len(rows))
             if self._queue.empty():
                 self._idle.set()
             if any(e is _STOP for e in items):
                 return
+
+    def _gather(self) -> list[object]:
+        """The next batch: what arrives within :data:`LINGER` of its first event, up to ``batch`` of them;
+        a flush or stop request ends the wait (and what is queued after it waits for the next batch)."""
+        items = [self._queue.get()]
+        deadline = time.monotonic() + self._linger
+        while len(items) < self._batch and items[-1] is not _STOP and items[-1] is not _FLUSH:
+            left = deadline - time.monotonic()
+            try:
+                items.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
 
     def _store(self, rows: list[dict[str, Any]]) -> None:
         """Insert a batch and prune, in one transaction, then again (pruning only) while a prune was cut
@@ -148,7 +171,9 @@ class EventRepo:
         }
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued event is stored (tests and clean shutdown)."""
+        """Store every queued event now, without the writer's linger; block until done or ``timeout``."""
+        if not self._idle.is_set():
+            self._queue.put(_FLUSH)
         return self._idle.wait(timeout)
 
     def close(self) -> None:

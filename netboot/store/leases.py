@@ -86,6 +86,10 @@ class LeaseRepo:
         with self._lock:
             self._pending[ip] = lease
 
+    def pending(self) -> bool:
+        """Whether a lease write is staged (an ACK waits for it to be durable)."""
+        return bool(self._pending)
+
     def take(self) -> dict[IPv4Address, Lease | None]:
         """Hand over every staged write (the caller writes it, or gives it back with :meth:`restore`)."""
         with self._lock:

@@ -2,8 +2,10 @@
 
 Booting clients are noted as *seen* (last_seen, arch, UUID; an unknown MAC becomes a ``discovered``
 system). The DHCP thread does not write that per packet: it calls :meth:`SystemRepo.stage_seen`, which only
-remembers it, and :meth:`netboot.store.Store.flush` writes what was staged together with the batch's leases,
-in the one transaction the group commit makes anyway.
+remembers it. A batch with leases writes what was staged in the one transaction its group commit makes
+anyway (:meth:`netboot.store.Store.flush_for_replies`); without one (OFFERs, ProxyDHCP) the sightings wait
+for :meth:`netboot.store.Store.flush_due`, after the replies, about
+:data:`~netboot.store.db.SEEN_LINGER` seconds at most, so no reply waits for them.
 
 Discovered machines are bounded (:mod:`netboot.store.caps`): at most ``discovered_per_minute`` new ones are
 stored a minute (the rest are served as unknown, not stored), and past ``discovered_max`` the discovered
@@ -39,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from netboot.inventory import System, SystemState
 from netboot.mac import MacAddress
 from netboot.store.caps import DiscoveryGate, StoreLimits
+from netboot.store.fastread import lookup_for
 from netboot.store.schema import systems
 
 
@@ -222,15 +225,27 @@ def _one_by(conn: Connection, column: str, value: str) -> System | None:
 class SystemRepo:
     def __init__(self, engine: Engine, limits: StoreLimits | None = None) -> None:
         self._engine = engine
+        #: the hot read by MAC (every DISCOVER, every boot script) without the pool, where the database allows
+        self._by_mac = lookup_for(engine, _ONE_BY["mac"], ("variables", "labels"))
         self._limits = limits or StoreLimits()
         self._gate = DiscoveryGate(self._limits.discovered_per_minute)
         self._seen: dict[MacAddress, Seen] = {}
+        #: when the oldest sighting now staged was staged (``time.monotonic()``); None: nothing staged
+        self._seen_since: float | None = None
         self._lock = threading.Lock()
 
     def get(self, mac: MacAddress) -> System | None:
         """The system with this MAC, as stored: a MAC only staged as seen (not flushed yet) gives None."""
+        if self._by_mac is not None:
+            row = self._by_mac.one(mac.hex)
+            return _to_system(row) if row else None
         with self._engine.connect() as conn:
             return _one_by(conn, "mac", mac.hex)
+
+    def close(self) -> None:
+        """Close the connections of the hot read (the engine's are the engine's)."""
+        if self._by_mac is not None:
+            self._by_mac.close()
 
     def by_token(self, token: str) -> System | None:
         with self._engine.connect() as conn:
@@ -385,11 +400,18 @@ class SystemRepo:
         with self._lock:
             before = self._seen.get(mac)
             self._seen[mac] = before.then(sighting) if before else sighting
+            if self._seen_since is None:
+                self._seen_since = time.monotonic()
+
+    def seen_staged_since(self) -> float | None:
+        """When (``time.monotonic()``) the oldest sighting not yet written was staged; None: none is."""
+        return self._seen_since
 
     def take_seen(self) -> dict[MacAddress, Seen]:
         """Hand over everything staged (the caller writes it, or gives it back with :meth:`restore_seen`)."""
         with self._lock:
             staged, self._seen = self._seen, {}
+            self._seen_since = None
         return staged
 
     def restore_seen(self, staged: Mapping[MacAddress, Seen]) -> None:
@@ -398,3 +420,5 @@ class SystemRepo:
             for mac, older in staged.items():
                 newer = self._seen.get(mac)
                 self._seen[mac] = older.then(newer) if newer else older
+            if staged and self._seen_since is None:
+                self._seen_since = time.monotonic()

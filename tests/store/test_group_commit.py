@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -253,3 +254,38 @@ def test_seen_still_records_at_once_for_the_http_side(store: Store) -> None:
     assert first.state is SystemState.DISCOVERED and first.first_seen == T0
     known = store.systems.seen(KNOWN, arch=None, uuid=None, now=T0 + 1)
     assert (known.last_seen, known.arch, known.hostname) == (T0 + 1, "bios", "known")
+
+
+# ------------------------------------------------------- what the DHCP transport flushes, and when
+
+
+def test_replies_wait_for_leases_only_and_sightings_ride_along(store: Store, traffic: Traffic,
+                                                                path: Path) -> None:
+    store.stage_seen(mac(6), arch="bios", uuid=None, now=T0)
+    assert store.flush_for_replies() == 0  # OFFERs and ProxyDHCP answers: nothing to wait for
+    assert (traffic.statements, traffic.commits) == ([], 0)
+    store.leases.stage(lease(6).ip, lease(6))
+    assert store.flush_for_replies() == 2  # an ACK: its lease, and the sighting in the same transaction
+    assert traffic.commits == 1
+    assert rows(path, "SELECT mac FROM systems WHERE state = 'discovered'") == [(mac(6).hex,)]
+
+
+def test_sightings_alone_are_written_once_the_oldest_has_waited(store: Store, traffic: Traffic,
+                                                                path: Path) -> None:
+    assert store.flush_due(linger=0.2) == 0  # nothing staged
+    store.stage_seen(mac(7), arch="bios", uuid=None, now=T0)
+    assert store.flush_due(linger=60.0) == 0  # staged just now: not due
+    assert (traffic.statements, traffic.commits) == ([], 0)
+    time.sleep(0.25)
+    store.stage_seen(mac(8), arch="bios", uuid=None, now=T0 + 1)  # a later one does not restart the wait
+    assert store.flush_due(linger=0.2) == 2
+    assert traffic.commits == 1
+    assert {r[0] for r in rows(path, "SELECT mac FROM systems")} >= {mac(7).hex, mac(8).hex}
+    assert store.flush_due(linger=0.0) == 0  # and nothing is left
+
+
+def test_close_writes_the_staged_sightings(path: Path) -> None:
+    store = open_store(sqlite_url(path))
+    store.stage_seen(mac(9), arch="bios", uuid=None, now=T0)
+    store.close()
+    assert rows(path, "SELECT mac FROM systems") == [(mac(9).hex,)]
