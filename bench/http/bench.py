@@ -36,8 +36,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from netlab import Lab, Netns, wait_for  # noqa: E402
+from nginxconf import nginx_conf  # noqa: E402
 from served import NETBOOT, Served, start_netboot  # noqa: E402
 
 DEBIAN = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
@@ -90,34 +92,9 @@ def profiles(tmp: Path, data: Path) -> Path:
     return root
 
 
-def nginx_conf(tmp: Path, docroot: Path, ip: str) -> Path:
-    conf = tmp / "nginx.conf"
-    conf.write_text(f"""
-user root;
-worker_processes auto;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/nginx-body;
-    proxy_temp_path {tmp}/nginx-proxy;
-    fastcgi_temp_path {tmp}/nginx-fastcgi;
-    uwsgi_temp_path {tmp}/nginx-uwsgi;
-    scgi_temp_path {tmp}/nginx-scgi;
-    server {{
-        listen {ip}:{NGINX_PORT};
-        root {docroot};
-        location = /boot.ipxe {{ default_type text/plain; }}
-        location /answer/ {{ default_type text/plain; }}
-    }}
-}}
-""")
-    return conf
+def nginx_locations() -> str:
+    return ("        location = /boot.ipxe { default_type text/plain; }\n"
+            "        location /answer/ { default_type text/plain; }")
 
 
 def wrk(client: Netns, url: str, args: argparse.Namespace) -> tuple[float, int, float]:
@@ -236,7 +213,7 @@ def main() -> int:
         (docroot / "files").mkdir(parents=True)
         os.symlink(data, docroot / "files" / PROFILE)
         script_path, answer_path = teach_and_save(client, served, docroot)
-        conf = nginx_conf(tmp, docroot, lab.ip(1))
+        conf = nginx_conf(tmp, f"{lab.ip(1)}:{NGINX_PORT}", docroot, nginx_locations())
         srv.run("nginx", "-c", str(conf), "-g", "daemon on;", timeout=30)
         try:
             wait_for(lambda: client.run("curl", "-fsS", "-o", "/dev/null",

@@ -37,8 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from netlab import PYTHON, Lab, Netns, wait_for  # noqa: E402
+from nginxconf import nginx_conf  # noqa: E402
 from served import start_netboot  # noqa: E402
 
 DEBIAN = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
@@ -184,35 +186,11 @@ def run_netboot(lab: Lab, srv: Netns, client: Netns, tmp: Path, machines: list[s
     return result
 
 
-def nginx_conf(tmp: Path, docroot: Path) -> Path:
-    conf = tmp / "nginx.conf"
-    conf.write_text(f"""
-user root;
-worker_processes auto;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/nginx-body;
-    proxy_temp_path {tmp}/nginx-proxy;
-    fastcgi_temp_path {tmp}/nginx-fastcgi;
-    uwsgi_temp_path {tmp}/nginx-uwsgi;
-    scgi_temp_path {tmp}/nginx-scgi;
-    server {{
-        listen {SERVER}:{HTTP_PORT};
-        root {docroot};
-        location = /boot.ipxe {{ default_type text/plain; try_files /boot/$arg_mac.ipxe =404; }}
-        location /answer/ {{ default_type text/plain; }}
-        location /done/ {{ default_type text/plain; return 200 "ok\\n"; }}
-    }}
-}}
-""")
-    return conf
+#: the routes netboot renders, as static files netboot rendered; /done answers 200 as netboot's does
+NGINX_LOCATIONS = """\
+        location = /boot.ipxe { default_type text/plain; try_files /boot/$arg_mac.ipxe =404; }
+        location /answer/ { default_type text/plain; }
+        location /done/ { default_type text/plain; return 200 "ok\\n"; }"""
 
 
 def run_reference(srv: Netns, client: Netns, tmp: Path, machines: list[str], args: argparse.Namespace,
@@ -230,7 +208,8 @@ def run_reference(srv: Netns, client: Netns, tmp: Path, machines: list[str], arg
                          f"--tftp-max={len(machines) + 50}", "--dhcp-lease-max=1000000",
                          f"--dhcp-leasefile={ref}/dnsmasq.leases", "--quiet-dhcp", "--quiet-tftp"],
                         log=ref / "dnsmasq.log")
-    srv.run("nginx", "-c", str(nginx_conf(ref, docroot)), "-g", "daemon on;", timeout=30)
+    conf = nginx_conf(ref, f"{SERVER}:{HTTP_PORT}", docroot, NGINX_LOCATIONS)
+    srv.run("nginx", "-c", str(conf), "-g", "daemon on;", timeout=30)
     try:
         wait_for(lambda: client.run("curl", "-fsS", "-o", "/dev/null", f"http://{SERVER}:{HTTP_PORT}/done/x",
                                     check=False).returncode == 0, 10, what="nginx")

@@ -24,6 +24,12 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where a test's database file goes."""
+    return tmp_path / "netboot.db"
+
+
 def dump(path: Path) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table (but alembic's), as dicts, in primary-key order: what "no loss" compares."""
     conn = sqlite3.connect(path)

@@ -47,11 +47,6 @@ def wait_count(path: Path, wanted: int, timeout: float) -> int:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "netboot.db"
-
-
-@pytest.fixture
 def store(path: Path) -> Iterator[Store]:
     store = open_store(sqlite_url(path))
     yield store

@@ -45,11 +45,6 @@ class Traffic:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "netboot.db"
-
-
-@pytest.fixture
 def store(path: Path) -> Iterator[Store]:
     store = open_store(sqlite_url(path))
     store.systems.add(
