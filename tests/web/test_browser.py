@@ -276,9 +276,9 @@ def test_discovered_one_click_and_live_timeline(tmp_path: Path, web_artifacts: P
             timeline = page.locator("#timeline")
             for phase in ("dhcp", "tftp", "boot-script", "answer-file", "install-done"):
                 timeline.locator(f"tr.phase-{phase}").first.wait_for(timeout=15000)
-            page.wait_for_function(
-                "document.getElementById('state').textContent === 'installed'", timeout=15000
-            )
+            # a locator, not wait_for_function: a string predicate is evaluated in the page, which the UI's
+            # Content-Security-Policy (script-src 'self') rightly forbids once it has to poll
+            page.locator("#state", has_text=re.compile(r"^\s*installed\s*$")).wait_for(timeout=15000)
             page.locator("#stale").wait_for(state="visible", timeout=5000)
             text = timeline.inner_text()
             assert ip in text and "undionly.kpxe" in text
