@@ -36,6 +36,7 @@ from netboot.servers.tftp import (
     TftpSource,
 )
 from netboot.servers.tftp_loops import TftpLoops
+from netboot.store.db import SEEN_LINGER
 from netboot.webapp import create_app
 
 log = logging.getLogger("netboot")
@@ -112,6 +113,7 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
         # leases durable before their ACKs (sightings ride along); sightings alone after the replies
         flush=runtime.store.flush_for_replies,
         settle=runtime.store.flush_due,
+        tick=SEEN_LINGER,  # so a due sighting is written even when no packet wakes the loop
     )
     extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"

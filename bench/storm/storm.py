@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from netlab import PYTHON, Lab, Netns, wait_for  # noqa: E402
 from nginxconf import nginx_conf  # noqa: E402
 from served import start_netboot  # noqa: E402
+
+from netboot import registration  # noqa: E402
+from netboot.config import load_config  # noqa: E402
+from netboot.runtime import build_runtime  # noqa: E402
 
 DEBIAN = Path("/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64")
 IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
@@ -110,21 +114,12 @@ def profiles(tmp: Path) -> Path:
 
 def register(config: Path, data: Path, machines: list[str]) -> None:
     """Register every machine before the daemon starts, through the function the CLI and API use."""
-    code = (
-        "import sys\n"
-        "from netboot import registration\n"
-        "from netboot.config import load_config\n"
-        "from netboot.runtime import build_runtime\n"
-        "from dataclasses import replace\n"
-        "from pathlib import Path\n"
-        "cfg = replace(load_config(Path(sys.argv[1])), data_dir=Path(sys.argv[2]))\n"
-        "rt = build_runtime(cfg)\n"
-        "for i, mac in enumerate(sys.argv[3].split(',')):\n"
-        "    registration.register(rt, mac, 'storm', f'storm-{i:04d}')\n"
-        "rt.close()\n"
-    )
-    subprocess.run([PYTHON, "-c", code, str(config), str(data), ",".join(machines)], check=True,
-                   capture_output=True, timeout=600, cwd=ROOT)
+    rt = build_runtime(replace(load_config(config), data_dir=data))
+    try:
+        for i, mac in enumerate(machines):
+            registration.register(rt, mac, PROFILE, f"storm-{i:04d}")
+    finally:
+        rt.close()
 
 
 def storm(client: Netns, machines: list[str], procs: int, save: Path | None, tmp: Path) -> Run:

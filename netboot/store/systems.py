@@ -22,6 +22,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Engine,
@@ -217,6 +218,10 @@ _ONE_BY = {name: select(systems).where(systems.c[name] == bindparam("value"))
            for name in ("mac", "token", "hostname", "ip")}
 
 
+#: the columns a raw read must decode itself (the engine's JSON type does it for the pooled read)
+_JSON_COLUMNS = tuple(c.name for c in systems.columns if isinstance(c.type, JSON))
+
+
 def _one_by(conn: Connection, column: str, value: str) -> System | None:
     row = conn.execute(_ONE_BY[column], {"value": value}).mappings().first()
     return _to_system(row) if row else None
@@ -226,7 +231,7 @@ class SystemRepo:
     def __init__(self, engine: Engine, limits: StoreLimits | None = None) -> None:
         self._engine = engine
         #: the hot read by MAC (every DISCOVER, every boot script) without the pool, where the database allows
-        self._by_mac = lookup_for(engine, _ONE_BY["mac"], ("variables", "labels"))
+        self._by_mac = lookup_for(engine, _ONE_BY["mac"], _JSON_COLUMNS)
         self._limits = limits or StoreLimits()
         self._gate = DiscoveryGate(self._limits.discovered_per_minute)
         self._seen: dict[MacAddress, Seen] = {}
