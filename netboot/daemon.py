@@ -60,6 +60,7 @@ class Daemon:
         return self.runtime.config
 
     def start(self) -> None:
+        self.runtime.watch_profiles()  # off the request path from here on
         for name, server in self.servers.items():
             thread = threading.Thread(target=self._run, args=(name, server), name=name, daemon=True)
             thread.start()

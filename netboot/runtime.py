@@ -68,6 +68,8 @@ class Runtime:
     profile_errors: list[str] = field(default_factory=list)
     _signature: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
     _checked: float = field(default=0.0, repr=False)
+    #: set to stop the thread of :meth:`watch_profiles` (None: no thread, callers check)
+    _watch: threading.Event | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _core: BootCore | None = field(default=None, repr=False)
     _shim_disk: ShimDisk | None = field(default=None, repr=False)
@@ -81,30 +83,58 @@ class Runtime:
 
     @property
     def profiles(self) -> ProfileSet:
-        """The loaded profiles, reloaded when a file under the directory changes (checked every 2 s)."""
+        """The loaded profiles, reloaded when a file under the directory changes.
+
+        Once :meth:`watch_profiles` runs (the daemon), a thread of its own checks the directory and this
+        only hands out the current set: a machine's request never waits for a walk of the tree. Without
+        it (the CLI, tests) the caller checks, at most every :data:`PROFILE_CHECK_INTERVAL` seconds.
+        """
+        if self._watch is not None and self._profiles is not None:
+            return self._profiles
         now = time.monotonic()
         with self._lock:
             if self._profiles is not None and now - self._checked < PROFILE_CHECK_INTERVAL:
                 return self._profiles
             self._checked = now
-            signature = _signature(self.profiles_dir)
-            if self._profiles is not None and signature == self._signature:
-                return self._profiles
-            loaded, errors = load_profiles_collect(self.profiles_dir, private=self.private_paths)
-            self._signature = signature
-            self.profile_errors = [str(e) for e in errors]
-            # a broken edit keeps the last good set serving; the first load serves what loaded
-            keep_previous = self._profiles is not None and bool(errors)
-            if not keep_previous:
-                self._profiles = loaded
-                log.info(
-                    "profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none"
-                )
-            outcome = "keeping the previous profiles" if keep_previous else "profile skipped"
-            for message in self.profile_errors:
-                log.error("profile problem (%s): %s", outcome, message)
-            assert self._profiles is not None  # set above unless a previous set is kept
+            return self._reload_if_changed()
+
+    def _reload_if_changed(self) -> ProfileSet:
+        """Walk the directory; load it again when a file changed (under ``_lock``)."""
+        signature = _signature(self.profiles_dir)
+        if self._profiles is not None and signature == self._signature:
             return self._profiles
+        loaded, errors = load_profiles_collect(self.profiles_dir, private=self.private_paths)
+        self._signature = signature
+        self.profile_errors = [str(e) for e in errors]
+        # a broken edit keeps the last good set serving; the first load serves what loaded
+        keep_previous = self._profiles is not None and bool(errors)
+        if not keep_previous:
+            self._profiles = loaded
+            log.info("profiles loaded from %s: %s", self.profiles_dir, ", ".join(loaded.names()) or "none")
+        outcome = "keeping the previous profiles" if keep_previous else "profile skipped"
+        for message in self.profile_errors:
+            log.error("profile problem (%s): %s", outcome, message)
+        assert self._profiles is not None  # set above unless a previous set is kept
+        return self._profiles
+
+    def watch_profiles(self) -> None:
+        """From now on a thread checks the profiles directory every :data:`PROFILE_CHECK_INTERVAL`
+        seconds; :meth:`close` stops it."""
+        if self._watch is not None:
+            return
+        with self._lock:
+            self._reload_if_changed()
+        stop = self._watch = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(PROFILE_CHECK_INTERVAL):
+                try:
+                    with self._lock:
+                        self._reload_if_changed()
+                except Exception:  # a vanished directory, a permission change: keep serving the last set
+                    log.exception("could not check the profiles in %s", self.profiles_dir)
+
+        threading.Thread(target=run, name="profile-watch", daemon=True).start()
 
     @property
     def shim_disk(self) -> ShimDisk:
@@ -140,6 +170,8 @@ class Runtime:
         return self.core.facts(host)
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.set()
         self.store.close()
 
 

@@ -86,6 +86,10 @@ class EventRepo:
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        #: set by :meth:`wait_idle` and :meth:`close`: the writer's linger ends now
+        self._hurry = threading.Event()
+        #: the last batch was full: more is queued, so the next is taken without lingering
+        self._backlog = False
 
     def write(self, event: Event) -> None:
         self._idle.clear()
@@ -111,16 +115,23 @@ class EventRepo:
                 return
 
     def _gather(self) -> list[object]:
-        """The next batch: what arrives within :data:`LINGER` of its first event, up to ``batch`` of them;
-        a flush or stop request ends the wait (and what is queued after it waits for the next batch)."""
+        """The next batch: what is queued :data:`LINGER` after its first event, up to ``batch`` of them.
+
+        The writer sleeps through the window instead of waiting on the queue, so an event's ``put`` never
+        wakes it: waking the writer for every event cost the request or packet that recorded it a thread
+        switch (about as much as the rest of recording). A flush or stop request (:meth:`wait_idle`,
+        :meth:`close`) ends the sleep; a full batch means a backlog, and the next one is taken at once.
+        """
         items = [self._queue.get()]
-        deadline = time.monotonic() + self._linger
+        if items[0] is not _STOP and items[0] is not _FLUSH and not self._backlog:
+            self._hurry.wait(self._linger)
+        self._hurry.clear()
         while len(items) < self._batch and items[-1] is not _STOP and items[-1] is not _FLUSH:
-            left = deadline - time.monotonic()
             try:
-                items.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+        self._backlog = len(items) >= self._batch
         return items
 
     def _store(self, rows: list[dict[str, Any]]) -> None:
@@ -174,11 +185,13 @@ class EventRepo:
         """Store every queued event now, without the writer's linger; block until done or ``timeout``."""
         if not self._idle.is_set():
             self._queue.put(_FLUSH)
+            self._hurry.set()
         return self._idle.wait(timeout)
 
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
+            self._hurry.set()
             self._thread.join(timeout=5)
             self._thread = None
 

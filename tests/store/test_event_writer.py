@@ -92,6 +92,20 @@ def test_wait_idle_stores_at_once_instead_of_lingering(store: Store, path: Path)
         repo.close()
 
 
+def test_a_backlog_is_stored_batch_after_batch_without_lingering_again(store: Store, path: Path) -> None:
+    """A full batch means more is queued: the writer lingers once per burst, not once per batch (ten
+    batches each lingering 0.5 s would take 5 s)."""
+    repo = EventRepo(store.engine, batch=10, linger=0.5)
+    try:
+        started = time.monotonic()
+        for n in range(100):
+            repo.write(dhcp_event(n))
+        assert wait_count(path, 100, 10) == 100
+        assert time.monotonic() - started < 2.5
+    finally:
+        repo.close()
+
+
 def test_close_stores_what_is_queued(path: Path) -> None:
     store = open_store(sqlite_url(path))
     for n in range(10):

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+import netboot.runtime
 from netboot.cli import main as cli_main
 from netboot.config import Config, LoadersConfig
 from netboot.daemon import StartupError, build_daemon
@@ -735,3 +738,33 @@ def test_sample_profiles_load_cleanly() -> None:
     """The premise of the tests above: the samples themselves have no problem."""
     _, errors = load_profiles_collect(PROFILES)
     assert errors == []
+
+
+def test_a_watched_profiles_directory_is_walked_by_its_own_thread_only(
+        make_runtime: RuntimeFactory, profiles_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's runtime: the watch thread walks the tree and picks up an edit; a request never walks."""
+    rt = make_runtime(profiles_dir=profiles_copy)
+    monkeypatch.setattr(netboot.runtime, "PROFILE_CHECK_INTERVAL", 0.05)
+    walked_by: list[str] = []
+    walk = netboot.runtime._signature
+
+    def counted(root: Path) -> tuple[tuple[str, int, int], ...]:
+        walked_by.append(threading.current_thread().name)
+        return walk(root)
+
+    monkeypatch.setattr(netboot.runtime, "_signature", counted)
+    rt.watch_profiles()
+    client = app_for(rt).test_client()
+    register(rt)
+    walked_by.clear()
+    for _ in range(20):
+        assert boot(client, MAC)[0] == 200
+        time.sleep(0.01)
+    assert walked_by and set(walked_by) == {"profile-watch"}
+    yaml = profiles_copy / "debian12-preseed" / "profile.yaml"
+    yaml.write_text(yaml.read_text().replace("description:", "description: edited,", 1))
+    deadline = time.monotonic() + 10
+    while "edited," not in (rt.profiles.get("debian12-preseed").description or ""):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the watch thread never loaded the edit"
+        time.sleep(0.02)
+    assert threading.current_thread().name not in walked_by
