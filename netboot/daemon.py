@@ -116,6 +116,7 @@ def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
         settle=runtime.store.flush_due,
         tick=SEEN_LINGER,  # so a due sighting is written even when no packet wakes the loop
     )
+    runtime.store.leave_sightings_to_caller()  # this thread's group commit writes them, with the leases
     extra = f" range {d.range_first}-{d.range_last}" if d.mode == "full" else ""
     return server, f"dhcp ({d.mode}{extra}) on {bind}:{'+'.join(str(p) for p in server.ports)}"
 

@@ -8,7 +8,7 @@ holds a :class:`MacAddress`, so a system registered in one spelling is found by 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 
@@ -22,10 +22,15 @@ class MacAddress:
     """A 48-bit Ethernet address, stored as 12 lowercase hex digits."""
 
     hex: str
+    #: ``52:54:00:ab:cd:ef``: the spelling netboot prints and stores (made once: every URL, log line and
+    #: template of a request spells it)
+    colon: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _HEX12.match(self.hex):
             raise InvalidMac(f"not a MAC address: {self.hex!r}")
+        h = self.hex
+        object.__setattr__(self, "colon", f"{h[0:2]}:{h[2:4]}:{h[4:6]}:{h[6:8]}:{h[8:10]}:{h[10:12]}")
 
     @classmethod
     def parse(cls, text: str) -> MacAddress:
@@ -53,11 +58,6 @@ class MacAddress:
     @property
     def packed(self) -> bytes:
         return bytes.fromhex(self.hex)
-
-    @property
-    def colon(self) -> str:
-        """``52:54:00:ab:cd:ef``: the spelling netboot prints and stores."""
-        return ":".join(self.hex[i : i + 2] for i in range(0, 12, 2))
 
     @property
     def pxelinux(self) -> str:

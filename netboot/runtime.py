@@ -179,7 +179,8 @@ class StoreInventory:
     """The store's systems as the boot core's :class:`~netboot.boot.ports.Inventory`.
 
     Reads and synchronous writes go to the systems repository; ``stage_seen`` goes to the store's batch,
-    which the DHCP thread's group commit (:meth:`Store.flush`) writes with the leases.
+    which the DHCP thread's group commit (:meth:`Store.flush`) writes with the leases, or without a DHCP
+    thread the store's own writer.
     """
 
     def __init__(self, store: Store) -> None:
@@ -194,9 +195,6 @@ class StoreInventory:
 
     def save(self, system: System) -> System:
         return self._systems.save(system)
-
-    def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
-        return self._systems.seen(mac, arch=arch, uuid=uuid, now=now)
 
     def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
         self._store.stage_seen(mac, arch=arch, uuid=uuid, now=now)

@@ -162,7 +162,7 @@ class BootCore:
             and self.site.unknown_default == "menu"
             and (system is None or system.state is SystemState.DISCOVERED)
         ):
-            system = self._register_from_menu(mac, chosen_profile, client_ip)
+            system = self._register_from_menu(system, chosen_profile, client_ip)
         choice = self.choice(system, arch)
         if choice.decision == "install" and (choice.system is None or choice.system.token is None):
             choice = replace(choice, system=self._install_default(mac, choice))
@@ -223,16 +223,34 @@ class BootCore:
             return None
         return script.encode()
 
-    def _seen(self, mac: MacAddress, client_ip: str | None) -> System | None:
+    def _seen(self, mac: MacAddress, client_ip: str | None) -> System:
+        """The system, or for a MAC never seen the discovered machine it becomes: its sighting is staged
+        (written within about half a second, like a DHCP one), so no store write waits in front of its
+        script."""
         system = self.inventory.get(mac)
         if system is None:
-            system = self.inventory.seen(mac, arch=None, uuid=None, now=time.time())
+            now = time.time()
+            self.inventory.stage_seen(mac, arch=None, uuid=None, now=now)
+            system = System(mac=mac, profile=None, state=SystemState.DISCOVERED, first_seen=now,
+                            last_seen=now)
             self.events.record(
                 Event(
                     phase="discovered", summary="unknown machine seen booting", mac=mac, client_ip=client_ip
                 )
             )
         return system
+
+    def _store(self, system: System) -> System:
+        """Write a state change now (the machine depends on it): an update, or an insert for a machine
+        whose sighting is not written yet."""
+        try:
+            return self.inventory.save(system)
+        except KeyError:
+            pass
+        try:
+            return self.inventory.add(system)
+        except ValueError:  # its sighting was written in between: the row is there now
+            return self.inventory.save(system)
 
     def _bind_token(self, kind: str, system: System, client_ip: str | None) -> System:
         """The system as its script shows it: the token bound to the asking address, or withheld."""
@@ -280,10 +298,10 @@ class BootCore:
             return f"{client_ip} is not an address the machine booted from"
         return None
 
-    def _register_from_menu(self, mac: MacAddress, name: str, client_ip: str | None) -> System | None:
+    def _register_from_menu(self, existing: System, name: str, client_ip: str | None) -> System:
         """Someone at the console picked a profile from the menu: register the machine for it."""
-        existing = self.inventory.get(mac)
-        if existing is None or name not in {p.name for p in self.profiles.menu_profiles()}:
+        mac = existing.mac
+        if name not in {p.name for p in self.profiles.menu_profiles()}:
             return existing  # only what the menu offers, to a machine the menu was served to
         why = self._menu_refusal(mac, client_ip)
         actor = f"machine {mac} at {client_ip}"
@@ -292,8 +310,7 @@ class BootCore:
             detail = {"profile": name, "reason": why}
             self.audit.write(actor, "menu-choice", f"system {mac}", detail, ok=False)
             return existing
-        system = replace(existing, profile=name, state=SystemState.INSTALL, token=new_token())
-        self.inventory.save(system)
+        system = self._store(replace(existing, profile=name, state=SystemState.INSTALL, token=new_token()))
         self._menus.pop(mac, None)  # one choice per menu served
         self.audit.write(actor, "menu-choice", f"system {mac}", {"profile": name})
         self.events.record(
@@ -305,12 +322,9 @@ class BootCore:
         """An unknown machine getting the configured default profile becomes a registered system."""
         assert choice.profile is not None
         base = choice.system or System(mac=mac, profile=None, state=SystemState.DISCOVERED)
-        system = replace(base, profile=choice.profile.name, state=SystemState.INSTALL, token=new_token())
-        try:
-            self.inventory.save(system)
-        except KeyError:
-            self.inventory.add(system)
-        return system
+        return self._store(
+            replace(base, profile=choice.profile.name, state=SystemState.INSTALL, token=new_token())
+        )
 
     def preview(self, mac: MacAddress, what: str, host: str | None = None) -> str:
         """Exactly what ``mac`` would get for ``what`` (a boot kind or an answer file), with no side effect.

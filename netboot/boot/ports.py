@@ -33,12 +33,9 @@ class Inventory(Protocol):
         """Update; raises KeyError when absent, ValueError on a uniqueness conflict."""
         ...
 
-    def seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> System:
-        """Record now that ``mac`` booted (a discovered system when unknown); the HTTP/TFTP path."""
-        ...
-
     def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
-        """The same, staged for the DHCP thread's next group commit (no write on the DHCP hot path)."""
+        """Note that ``mac`` booted (a discovered system when unknown), written within about half a second
+        (the DHCP thread's group commit, else the store's own): no write waits in front of a reply."""
         ...
 
 

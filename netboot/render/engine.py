@@ -5,7 +5,9 @@ sandbox, and turn any failure into a :class:`RenderError` naming the template fi
 written to disk and no validator runs here (validators are for ``netboot check`` and the tests).
 
 Jinja environments are cached per :class:`ProfileSet` and profile (weakly, so a reloaded set drops the
-old ones); Jinja itself caches compiled templates and re-reads a file when its mtime changes.
+old ones), and each compiles a template once: a set is a snapshot of the profiles folder, and a changed
+file there makes a new set (:attr:`netboot.runtime.Runtime.profiles`), so a render never stats its
+templates.
 """
 
 from __future__ import annotations

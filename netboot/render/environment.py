@@ -170,7 +170,9 @@ def make_environment(search_path: Sequence[Path]) -> NetbootSandbox:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        auto_reload=True,
+        # an environment serves one loaded ProfileSet, a snapshot of the folder: a changed file makes a
+        # new set (netboot.runtime), so no render stats its templates again
+        auto_reload=False,
         extensions=[RefuseNames],
     )
     env.globals.clear()

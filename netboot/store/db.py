@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from sqlalchemy import Engine
@@ -42,13 +43,47 @@ class Store:
         self.tokens = TokenRepo(engine)
         self.sessions = SessionRepo(engine)
         self.audit = AuditRepo(engine)
+        #: the DHCP thread writes staged sightings with its leases (:meth:`leave_sightings_to_caller`)
+        self._caller_writes = False
+        self._sightings: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._start_lock = threading.Lock()
 
     def stage_seen(self, mac: MacAddress, *, arch: str | None, uuid: str | None, now: float) -> None:
-        """Note that a boot client was seen, for the next :meth:`flush`; writes nothing.
+        """Note that a boot client was seen; written within about twice :data:`SEEN_LINGER` seconds.
 
         See :meth:`netboot.store.systems.SystemRepo.stage_seen` (coalescing; not visible to reads before).
+        The DHCP thread writes them in its group commit (:meth:`flush`, :meth:`flush_due`); without one
+        (``dhcp: off``, the CLI) a thread of the store's own writes them (:meth:`_write_sightings`).
         """
         self.systems.stage_seen(mac, arch=arch, uuid=uuid, now=now)
+        if not self._caller_writes and self._sightings is None:
+            with self._start_lock:
+                if self._sightings is None and not self._closing.is_set():
+                    self._sightings = threading.Thread(target=self._write_sightings, name="sightings",
+                                                       daemon=True)
+                    self._sightings.start()
+
+    def leave_sightings_to_caller(self) -> None:
+        """The caller's group commit (the DHCP thread: :meth:`flush_for_replies`, :meth:`flush_due`) writes
+        the staged sightings from now on, beside its leases in one transaction; no thread of the store's
+        own competes with it for the database."""
+        self._caller_writes = True
+
+    def _write_sightings(self) -> None:
+        """Every :data:`SEEN_LINGER` seconds, the sightings due, in a transaction of their own (never the
+        staged leases: those are the DHCP thread's to make durable before their ACKs)."""
+        while not self._closing.wait(SEEN_LINGER) and not self._caller_writes:
+            since = self.systems.seen_staged_since()
+            if since is None or time.monotonic() - since < SEEN_LINGER:
+                continue
+            seen = self.systems.take_seen()
+            try:
+                with self.engine.begin() as conn:
+                    self.systems.write_seen(conn, seen)
+            except Exception:
+                self.systems.restore_seen(seen)
+                log.exception("could not store %d sightings (kept for the next try)", len(seen))
 
     def flush(self) -> int:
         """The group commit: staged leases and staged sightings in ONE transaction (one fsync).
@@ -95,6 +130,9 @@ class Store:
 
     def close(self) -> None:
         """Write what is staged (sightings, events), then release the database."""
+        self._closing.set()
+        if self._sightings is not None:
+            self._sightings.join(timeout=5)
         try:
             self.flush()
         except Exception:

@@ -1,5 +1,6 @@
-"""The Flask application factory: ``boot`` (machine-facing), ``api`` (JSON, tokens) and ``ui`` (HTML).
+"""The web application factory: the machine-facing routes, then Flask's ``api`` (JSON) and ``ui`` (HTML).
 
+The machine-facing routes (:mod:`netboot.webapp.machine`) are a WSGI app in front of Flask.
 :func:`create_app` takes the daemon's :class:`~netboot.runtime.Runtime`, so the app, the CLI and the tests
 share one composition; blueprints reach it only through :mod:`netboot.webapp.services`.
 """
@@ -21,13 +22,13 @@ def create_app(runtime: Runtime) -> Flask:
     # the API's largest body (a bulk registration) is far below it; the server refuses more before reading
     app.config["MAX_CONTENT_LENGTH"] = runtime.config.http.max_body
     app.extensions[EXTENSION] = runtime
+    from netboot.webapp.machine import MachineRoutes
     from netboot.webapp.proxy import TrustedProxies
 
-    # X-Forwarded-* believed only from the configured proxies, removed from everyone else's requests
-    app.wsgi_app = TrustedProxies(app.wsgi_app, runtime.config.http.trusted_proxies)  # type: ignore[method-assign]
-    from netboot.webapp.boot import boot
-
-    app.register_blueprint(boot)
+    # the machine-facing routes answer before Flask (netboot.webapp.machine says why); X-Forwarded-* is
+    # believed only from the configured proxies and removed from everyone else's requests, for both
+    machine = MachineRoutes(runtime, app.wsgi_app, max_body=runtime.config.http.max_body)
+    app.wsgi_app = TrustedProxies(machine, runtime.config.http.trusted_proxies)  # type: ignore[method-assign]
     from netboot.webapp import api, auth, ui
 
     auth.init_app(app, runtime.config.data_dir)

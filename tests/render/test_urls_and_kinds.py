@@ -190,7 +190,9 @@ def test_menu_lists_profiles_with_chain_urls(sample_set: ProfileSet) -> None:
     assert "p-local" not in text
 
 
-def test_templates_reload_and_environments_are_per_profile_set(tree: TreeBuilder) -> None:
+def test_a_profile_set_renders_its_snapshot_and_a_reload_the_edit(tree: TreeBuilder) -> None:
+    """A loaded set compiles each template once (no stat per render); the runtime loads a new set when a
+    file changes, and that one renders the edit. Environments live and die with their set."""
     root = tree({"p/profile.yaml": "kind: kickstart\nkernel: k\n", "p/ks.cfg.j2": "one\n"})
 
     def render(ps: ProfileSet) -> str:
@@ -204,7 +206,8 @@ def test_templates_reload_and_environments_are_per_profile_set(tree: TreeBuilder
     template.write_text("two\n")
     later = time.time() + 5
     os.utime(template, (later, later))
-    assert render(ps) == "two\n"  # Jinja re-reads a template whose mtime changed
+    assert render(ps) == "one\n"  # the set is a snapshot: its compiled template stays
+    assert render(load_profiles(root)) == "two\n"  # a reload reads the edit
     assert ps in _envs
     gone = weakref.ref(ps)
     del ps

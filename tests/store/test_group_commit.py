@@ -47,6 +47,7 @@ class Traffic:
 @pytest.fixture
 def store(path: Path) -> Iterator[Store]:
     store = open_store(sqlite_url(path))
+    store.leave_sightings_to_caller()  # as the daemon's DHCP thread does: its group commit is the writer
     store.systems.add(
         System(
             mac=KNOWN,
@@ -284,3 +285,29 @@ def test_close_writes_the_staged_sightings(path: Path) -> None:
     store.stage_seen(mac(9), arch="bios", uuid=None, now=T0)
     store.close()
     assert rows(path, "SELECT mac FROM systems") == [(mac(9).hex,)]
+
+
+def test_without_a_dhcp_thread_the_store_writes_sightings_itself_and_never_leases(path: Path) -> None:
+    """``dhcp: off`` (the site's own DHCP server) or the CLI: no group commit runs, so the store's own
+    writer stores a sighting within about twice SEEN_LINGER; a staged lease stays for its ACK's flush."""
+    store = open_store(sqlite_url(path))
+    try:
+        store.leases.stage(lease(9).ip, lease(9))
+        store.stage_seen(mac(9), arch="x86_64-efi", uuid=None, now=T0)
+        assert rows(path, "SELECT mac FROM systems") == []  # staged: nothing written in front of a reply
+        deadline = time.monotonic() + 5
+        while not rows(path, "SELECT mac FROM systems") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rows(path, "SELECT mac, state, arch FROM systems") == [
+            (mac(9).hex, "discovered", "x86_64-efi")]
+        assert rows(path, "SELECT count(*) FROM leases") == [(0,)]
+        assert store.leases.pending()
+    finally:
+        store.close()
+
+
+def test_with_the_dhcp_thread_writing_the_store_leaves_sightings_to_it(store: Store, path: Path) -> None:
+    store.stage_seen(mac(10), arch="bios", uuid=None, now=T0)
+    time.sleep(1.0)  # four of the store writer's windows: it would have written by now
+    assert rows(path, f"SELECT mac FROM systems WHERE mac = '{mac(10).hex}'") == []
+    assert store.flush_due(linger=0.0) == 1

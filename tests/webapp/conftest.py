@@ -120,6 +120,9 @@ def phases(rt: Runtime, mac: MacAddress) -> list[str]:
 
 
 def stored(rt: Runtime, mac: str) -> System | None:
+    """The system as stored, once the sightings staged by the requests so far are written (the store's
+    own writer does that within about half a second; ``flush`` does it now)."""
+    rt.store.flush()
     return rt.store.systems.get(MacAddress.parse(mac))
 
 

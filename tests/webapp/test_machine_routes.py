@@ -24,8 +24,10 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
@@ -101,6 +103,33 @@ def test_unknown_mac_boots_locally_and_is_recorded_as_discovered(runtime: Runtim
     assert boot(client, UNKNOWN)[0] == 200
     assert phases(runtime, system.mac) == ["discovered", "boot-script", "boot-script"]
     assert len(runtime.store.systems.list()) == 1
+
+
+def test_scripts_for_unknown_and_registered_machines_write_nothing_in_front_of_the_reply(
+        runtime: Runtime, client: FlaskClient) -> None:
+    """No store write on a machine's request path: a new machine's sighting and every event are written
+    by background writers (within about half a second), not by the request that caused them."""
+    token = register(runtime)  # the first script binds the token: a state change, durable before it leaves
+    writes: list[str] = []
+    requester = threading.current_thread()
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if threading.current_thread() is requester and not sql.lstrip().upper().startswith("SELECT"):
+            writes.append(" ".join(sql.split())[:80])
+
+    sqlalchemy.event.listen(runtime.store.engine, "before_cursor_execute", statement)
+    try:
+        assert boot(client, UNKNOWN)[0] == 200
+        assert boot(client, MAC)[0] == 200
+        answer = client.get(f"/answer/{MAC}/preseed.cfg", query_string={"token": token})
+        assert answer.status_code == 200
+    finally:
+        sqlalchemy.event.remove(runtime.store.engine, "before_cursor_execute", statement)
+    assert writes == []
+    deadline = time.monotonic() + 5
+    while runtime.store.systems.get(MacAddress.parse(UNKNOWN)) is None:
+        assert time.monotonic() < deadline, "the new machine's sighting was never written"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("raw", ["", "nonsense", "52:54:00:12:34", "00:00:00:00:00:00:00"])
@@ -768,3 +797,10 @@ def test_a_watched_profiles_directory_is_walked_by_its_own_thread_only(
         assert time.monotonic() < deadline, "the watch thread never loaded the edit"
         time.sleep(0.02)
     assert threading.current_thread().name not in walked_by
+    # a template edit too: the set is reloaded, and the script is rendered from the edited file
+    template = profiles_copy / "_snippets" / "boot" / "install.ipxe.j2"
+    template.write_text(template.read_text() + "# edited while serving\n")
+    deadline = time.monotonic() + 10
+    while "# edited while serving" not in boot(client, MAC)[1]:
+        assert time.monotonic() < deadline, "the edited template was never served"
+        time.sleep(0.02)
