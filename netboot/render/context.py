@@ -30,7 +30,9 @@ dicts, lists and scalars: templates see data, never live objects.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -52,8 +54,25 @@ _HOSTNAME_OK = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 _TOKEN_OK = re.compile(r"^[A-Za-z0-9._~-]+$")
 
 
+#: seconds a boot file's presence is taken as known: a kernel or initrd put in its data directory (or
+#: removed) shows in the scripts rendered this long after at the latest. A stat per boot file per render
+#: was a fifth of a remembered boot script's cost (netboot.render.memo).
+PRESENCE_TTL = 1.0
+_presence: dict[str, tuple[float, bool]] = {}
+_PRESENCE_MAX = 4096
+
+
 def _is_regular_file(path: Path) -> bool:
-    return path.is_file()
+    key = str(path)
+    now = time.monotonic()
+    known = _presence.get(key)
+    if known is not None and now < known[0]:
+        return known[1]
+    found = os.path.isfile(key)
+    if len(_presence) >= _PRESENCE_MAX:
+        _presence.clear()  # a bound, not an eviction policy: only the profiles' boot files are asked
+    _presence[key] = (now + PRESENCE_TTL, found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,16 @@ def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> 
     else:
         grub = grub_path(url)
     return {"url": url, "name": source.name, "local": local, "present": present, "grub": grub}
+
+
+def boot_file_presence(facts: ServerFacts, profile: Profile | None) -> tuple[bool, ...]:
+    """Whether each of the profile's boot files (kernel, then initrds) is in its data directory: the one
+    fact of the disk a render depends on (:func:`resolve_source`, :mod:`netboot.render.memo`)."""
+    if profile is None or not profile.installs or profile.kernel is None or profile.data_dir is None:
+        return ()
+    data_dir = profile.data_dir
+    return tuple(facts.file_exists(data_dir / s.path) if s.path else False
+                 for s in (profile.kernel, *profile.initrds))
 
 
 def _extra_args(variables: Mapping[str, Any]) -> list[str]:

@@ -23,10 +23,11 @@ from jinja2 import Template, TemplateNotFound, TemplateSyntaxError
 from netboot.boot.urls import IPXE_MAC
 from netboot.inventory import System
 from netboot.profiles import Group, Profile, ProfileSet, boot_chain_for
-from netboot.render.context import ServerFacts, build_context
+from netboot.render.context import ServerFacts, boot_file_presence, build_context
 from netboot.render.environment import NetbootSandbox, make_environment
 from netboot.render.errors import RenderError, UnknownAnswerFile
 from netboot.render.kinds import BOOT_KINDS, DECISIONS, KINDS, LOCAL_BOOT_METHODS
+from netboot.render.memo import RenderMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,16 @@ class RenderedFile:
 
 _envs: weakref.WeakKeyDictionary[ProfileSet, dict[str, NetbootSandbox]] = weakref.WeakKeyDictionary()
 _envs_lock = threading.Lock()
+_memos: weakref.WeakKeyDictionary[ProfileSet, RenderMemo] = weakref.WeakKeyDictionary()
+
+
+def memo_for(profile_set: ProfileSet) -> RenderMemo:
+    """The renders of ``profile_set``'s machines (:mod:`netboot.render.memo`); it goes with the set."""
+    with _envs_lock:
+        memo = _memos.get(profile_set)
+        if memo is None:
+            memo = _memos[profile_set] = RenderMemo()
+        return memo
 
 
 def environment_for(profile_set: ProfileSet, profile: Profile | None) -> NetbootSandbox:
@@ -110,11 +121,20 @@ def render_answer(
     spec = kind.file(kind_file)
     if spec is None or kind_file not in profile.templates:
         raise UnknownAnswerFile(f"profile {profile.name!r} ({profile.kind}) has no answer file {kind_file!r}")
-    env = environment_for(profile_set, profile)
-    text, template = render_template(
-        env, profile.templates[kind_file], build_context(facts, profile, group, system)
+
+    def render() -> RenderedFile:
+        env = environment_for(profile_set, profile)
+        text, template = render_template(
+            env, profile.templates[kind_file], build_context(facts, profile, group, system)
+        )
+        return RenderedFile(text, spec.content_type, kind_file, template)
+
+    return memo_for(profile_set).get_or_render(
+        ("answer", system.mac, kind_file),
+        (profile, group),
+        (system, facts, boot_file_presence(facts, profile)),
+        render,
     )
-    return RenderedFile(text, spec.content_type, kind_file, template)
 
 
 def boot_template_name(kind: str, decision: str) -> str:
@@ -153,21 +173,31 @@ def render_boot_script(
             raise ValueError("an install boot script needs a profile and a system")
         if not profile.installs:
             decision = "local"
-    context = build_context(facts, profile, group, system)
     if local_boot is None:
         own = profile.local_boot if profile else None
         local_boot = own if own in LOCAL_BOOT_METHODS else "auto"
-    context["local_boot"] = local_boot
-    context["boot_chain"] = boot_chain or boot_chain_for(system, group, profile)
-    if decision == "menu":
-        context["menu"] = [
-            {
-                "name": p.name,
-                "description": p.description or p.name,
-                "boot_script": facts.boot_script_url(system.mac if system else IPXE_MAC, p.name),
-            }
-            for p in profile_set.menu_profiles()
-        ]
-    env = environment_for(profile_set, profile)
-    text, _ = render_template(env, boot_template_name(kind, decision), context)
-    return text
+    chain = boot_chain or boot_chain_for(system, group, profile)
+
+    def render() -> str:
+        context = build_context(facts, profile, group, system)
+        context["local_boot"] = local_boot
+        context["boot_chain"] = chain
+        if decision == "menu":
+            context["menu"] = [
+                {
+                    "name": p.name,
+                    "description": p.description or p.name,
+                    "boot_script": facts.boot_script_url(system.mac if system else IPXE_MAC, p.name),
+                }
+                for p in profile_set.menu_profiles()
+            ]
+        env = environment_for(profile_set, profile)
+        text, _ = render_template(env, boot_template_name(kind, decision), context)
+        return text
+
+    return memo_for(profile_set).get_or_render(
+        ("boot", kind, system.mac if system else None),
+        (profile, group),
+        (decision, system, facts, local_boot, chain, boot_file_presence(facts, profile)),
+        render,
+    )
