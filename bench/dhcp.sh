@@ -2,7 +2,8 @@
 # DHCP: the rate netboot sustains (full mode with its durable store; proxy mode with unknown PXE clients)
 # beside Kea 2.2 (memfile) and dnsmasq, under one perfdhcp ladder each, in private namespaces; one run.
 #
-#   bench/dhcp.sh [--servers netboot-full,kea,dnsmasq,netboot-proxy] [--rates 500,1000,...]
+#   bench/dhcp.sh [--servers netboot-full,kea,dnsmasq,netboot-proxy,netboot-proxy-mixed]
+#                 [--rates 500,1000,...]
 #                 [--seconds 6] [--clients 10000] [--max-drop 0.001] [--out FILE.md]
 #                                                                   (see bench/dhcp/ladder.py -h)
 #

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
+#: the spelling firmware, iPXE and netboot's own URLs use: checked first, by one match
+_COLON = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 
 
 class InvalidMac(ValueError):
@@ -35,6 +37,8 @@ class MacAddress:
     @classmethod
     def parse(cls, text: str) -> MacAddress:
         """Accept colon, dash, dot (Cisco), bare, and pxelinux ``01-`` spellings, any case."""
+        if _COLON.fullmatch(text):
+            return cls(text.replace(":", "").lower())
         raw = text.strip().lower()
         if re.fullmatch(r"01-([0-9a-f]{2}-){5}[0-9a-f]{2}", raw):
             raw = raw[3:]

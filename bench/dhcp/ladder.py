@@ -19,6 +19,9 @@ leases from a /16 without any of those addresses being configured. Servers and w
   ``unknown-default: menu`` so each gets a boot file (under the default, ``local`` with ``local_boot:
   skip``, proxy mode rightly stays silent): the path of a rack of unknown machines booting beside the
   site's DHCP server.
+* ``netboot-proxy-mixed``: the same, with perfdhcp's clients drawn from a list of ``--clients`` MACs
+  (``perfdhcp -M``) of which half are registered for an install before the daemon starts: known and
+  unknown PXE clients booting together, as the issue's ProxyDHCP target asks.
 
 The CPU each server used per step is read from /proc, so the table shows what a rate costs.
 """
@@ -45,7 +48,9 @@ SUBNET = "10.231.0.0/16"
 POOL = ("10.231.0.10", "10.231.255.250")
 #: what a UEFI x64 PXE client sends (tests/dhcp captures): vendor class and client architecture
 PXE_OPTIONS = ("-o", "60," + b"PXEClient:Arch:00007:UNDI:003016".hex(), "-o", "93,0007")
-SERVERS = ("netboot-full", "kea", "dnsmasq", "netboot-proxy")
+SERVERS = ("netboot-full", "kea", "dnsmasq", "netboot-proxy", "netboot-proxy-mixed")
+#: the profile the mixed run's registered half installs
+MIXED_PROFILE = "debian12-preseed"
 
 
 @dataclass
@@ -68,7 +73,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(server: str, lab: Lab, ns: Netns, tmp: Path) -> int:
+def mac_list(tmp: Path, clients: int) -> Path:
+    """``clients`` MACs, one per line, for ``perfdhcp -M``."""
+    path = tmp / "macs.txt"
+    path.write_text("".join(f"52:54:0a:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}\n"
+                            for n in range(clients)))
+    return path
+
+
+def register_half(config: str, tmp: Path, macs: Path) -> None:
+    """Register every other MAC of ``macs`` in the data directory the daemon will use, before it starts,
+    through the function the CLI and API use for a bulk registration."""
+    from dataclasses import replace
+
+    from netboot.config import load_config
+    from netboot.registration.ops import register_lines
+    from netboot.runtime import build_runtime
+
+    (tmp / "netboot.yaml").write_text(config)
+    rt = build_runtime(replace(load_config(tmp / "netboot.yaml"), data_dir=tmp / "data"))
+    try:
+        lines = [f"{mac},bench-{i:05d},{MIXED_PROFILE}"
+                 for i, mac in enumerate(macs.read_text().split()) if i % 2 == 0]
+        registered, errors = register_lines(rt, "\n".join(lines), "bench", max_lines=len(lines))
+        if errors:
+            raise SystemExit(f"registering the mixed run's machines: {errors[:3]}")
+        print(f"netboot-proxy-mixed: {len(registered)} of {2 * len(lines)} MACs registered", flush=True)
+    finally:
+        rt.close()
+
+
+def start(server: str, lab: Lab, ns: Netns, tmp: Path, clients: int) -> int:
     """Start ``server`` in ``ns``; its PID once it answers."""
     if server.startswith("netboot"):
         mode = "full" if server == "netboot-full" else "proxy"
@@ -76,6 +111,8 @@ def start(server: str, lab: Lab, ns: Netns, tmp: Path) -> int:
         config = (f"unknown-default: menu\ndhcp:\n  mode: {mode}\n  subnet: {SUBNET}\n"
                   f"  range: {POOL[0]}-{POOL[1]}\n  lease-time: 3600\n"
                   "services: {tftp: false, http: false}\n")
+        if server == "netboot-proxy-mixed":
+            register_half(config, tmp, mac_list(tmp, clients))
         return start_netboot(lab, ns, tmp, config=config).proc.pid
     if server == "kea":
         conf = tmp / "kea.json"
@@ -101,11 +138,13 @@ def start(server: str, lab: Lab, ns: Netns, tmp: Path) -> int:
 
 
 def perfdhcp(client: Netns, server_ip: str, server: str, rate: int, args: argparse.Namespace,
-             pid: int) -> Step:
+             pid: int, tmp: Path) -> Step:
     argv = ["perfdhcp", "-4", "-l", "eth0", "-r", str(rate), "-p", str(args.seconds), "-R",
             str(args.clients), "-W", "1000000"]
-    if server == "netboot-proxy":
+    if server.startswith("netboot-proxy"):
         argv += ["-i", *PXE_OPTIONS]
+    if server == "netboot-proxy-mixed":
+        argv += ["-M", str(tmp / "macs.txt")]
     before = cpu_seconds(pid)
     started = time.monotonic()
     out = client.run(*argv, server_ip, timeout=args.seconds + 60, check=False)
@@ -126,10 +165,10 @@ def ladder(server: str, args: argparse.Namespace) -> list[Step]:
     steps: list[Step] = []
     with Lab() as lab, tempfile.TemporaryDirectory(prefix=f"nb-dhcp-{server}-") as tmpname:
         srv, client = lab.host("srv", 1), lab.host("perf", 2)
-        pid = start(server, lab, srv, Path(tmpname))
+        pid = start(server, lab, srv, Path(tmpname), args.clients)
         wait_for(lambda: Path(f"/proc/{pid}").exists(), 5, what=server)
         for rate in args.rates:
-            step = perfdhcp(client, lab.ip(1), server, rate, args, pid)
+            step = perfdhcp(client, lab.ip(1), server, rate, args, pid, Path(tmpname))
             steps.append(step)
             print(f"{server:14} offered {rate:6}/s  achieved {step.achieved:8.1f}/s  "
                   f"dropped {step.dropped}/{step.sent} ({100 * step.drop_ratio:.2f} %)  "

@@ -30,6 +30,7 @@ dicts, lists and scalars: templates see data, never live objects.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -198,8 +199,14 @@ def boot_file_presence(facts: ServerFacts, profile: Profile | None) -> tuple[boo
     if profile is None or not profile.installs or profile.kernel is None or profile.data_dir is None:
         return ()
     data_dir = profile.data_dir
-    return tuple(facts.file_exists(data_dir / s.path) if s.path else False
+    return tuple(facts.file_exists(_data_path(data_dir, s.path)) if s.path else False
                  for s in (profile.kernel, *profile.initrds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _data_path(data_dir: Path, relative: str) -> Path:
+    """``data_dir / relative``, made once (pathlib's join is most of a remembered render's presence check)."""
+    return data_dir / relative
 
 
 def _extra_args(variables: Mapping[str, Any]) -> list[str]:
