@@ -88,6 +88,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("waitress").setLevel(max(logging.WARNING, root.level))
-    # waitress warns "Task queue depth is N" each time a request waits for a free worker thread: in a
-    # boot storm that is nearly every request, a log line each from the I/O thread, naming no machine
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # waitress's "Task queue depth is N" warnings stay: they name no machine, but silencing them made the
+    # rendered boot script 5x slower at 50 connections (docs/performance.md, "waitress's I/O loop")
