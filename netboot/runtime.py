@@ -123,7 +123,8 @@ class Runtime:
         if self._watch is not None:
             return
         with self._lock:
-            self._reload_if_changed()
+            if self._profiles is None:  # the daemon has loaded them already; a walk now would be the same
+                self._reload_if_changed()
         stop = self._watch = threading.Event()
 
         def run() -> None:

@@ -175,7 +175,7 @@ def grub_path(url: str) -> str | None:
 
 def resolve_source(facts: ServerFacts, profile: Profile, source: FileSource) -> dict[str, Any]:
     """Where a boot file is fetched from: served by us if the local file exists, else its URL."""
-    local = bool(source.path and profile.data_dir and facts.file_exists(profile.data_dir / source.path))
+    local = _in_data_dir(facts, profile, source)
     if local or not source.url:
         assert source.path is not None
         url = facts.files_url(profile.name, source.path)
@@ -198,9 +198,14 @@ def boot_file_presence(facts: ServerFacts, profile: Profile | None) -> tuple[boo
     fact of the disk a render depends on (:func:`resolve_source`, :mod:`netboot.render.memo`)."""
     if profile is None or not profile.installs or profile.kernel is None or profile.data_dir is None:
         return ()
-    data_dir = profile.data_dir
-    return tuple(facts.file_exists(_data_path(data_dir, s.path)) if s.path else False
-                 for s in (profile.kernel, *profile.initrds))
+    return tuple(_in_data_dir(facts, profile, s) for s in (profile.kernel, *profile.initrds))
+
+
+def _in_data_dir(facts: ServerFacts, profile: Profile, source: FileSource) -> bool:
+    """Whether ``source`` names a file that is in ``profile``'s data directory."""
+    if not source.path or profile.data_dir is None:
+        return False
+    return facts.file_exists(_data_path(profile.data_dir, source.path))
 
 
 @functools.lru_cache(maxsize=1024)

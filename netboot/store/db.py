@@ -74,26 +74,22 @@ class Store:
         """Every :data:`SEEN_LINGER` seconds, the sightings due, in a transaction of their own (never the
         staged leases: those are the DHCP thread's to make durable before their ACKs)."""
         while not self._closing.wait(SEEN_LINGER) and not self._caller_writes:
-            since = self.systems.seen_staged_since()
-            if since is None or time.monotonic() - since < SEEN_LINGER:
+            if not self._sightings_due(SEEN_LINGER):
                 continue
-            seen = self.systems.take_seen()
             try:
-                with self.engine.begin() as conn:
-                    self.systems.write_seen(conn, seen)
+                self._commit(with_leases=False)
             except Exception:
-                self.systems.restore_seen(seen)
-                log.exception("could not store %d sightings (kept for the next try)", len(seen))
+                log.exception("could not store the staged sightings (kept for the next try)")
 
-    def flush(self) -> int:
-        """The group commit: staged leases and staged sightings in ONE transaction (one fsync).
+    def _sightings_due(self, linger: float) -> bool:
+        """Whether the oldest staged sighting has waited ``linger`` seconds."""
+        since = self.systems.seen_staged_since()
+        return since is not None and time.monotonic() - since >= linger
 
-        Durable when this returns, so the DHCP transport calls it before it sends the ACKs of a batch. On
-        failure nothing is written, everything stays staged for the next call, and the error is raised (the
-        transport then sends no ACK it could not make durable). Returns how many writes it made (new MACs
-        past ``limits.discovered_per_minute`` are dropped, not written).
-        """
-        leases = self.leases.take()
+    def _commit(self, *, with_leases: bool) -> int:
+        """Write the staged sightings, and the staged leases ``with_leases``, in one transaction; on failure
+        everything taken is staged again and the error raised. How many writes it made."""
+        leases = self.leases.take() if with_leases else {}
         seen = self.systems.take_seen()
         if not leases and not seen:
             return 0
@@ -106,6 +102,16 @@ class Store:
             self.systems.restore_seen(seen)
             raise
         return len(leases) + written
+
+    def flush(self) -> int:
+        """The group commit: staged leases and staged sightings in ONE transaction (one fsync).
+
+        Durable when this returns, so the DHCP transport calls it before it sends the ACKs of a batch. On
+        failure nothing is written, everything stays staged for the next call, and the error is raised (the
+        transport then sends no ACK it could not make durable). Returns how many writes it made (new MACs
+        past ``limits.discovered_per_minute`` are dropped, not written).
+        """
+        return self._commit(with_leases=True)
 
     def flush_for_replies(self) -> int:
         """What must be durable before a batch of DHCP replies goes out: the staged leases (their ACKs),
@@ -123,10 +129,7 @@ class Store:
         seconds when idle, so a sighting is durable within about twice ``linger`` and a storm costs one
         transaction per window instead of one per batch.
         """
-        since = self.systems.seen_staged_since()
-        if since is None or time.monotonic() - since < linger:
-            return 0
-        return self.flush()
+        return self.flush() if self._sightings_due(linger) else 0
 
     def close(self) -> None:
         """Write what is staged (sightings, events), then release the database."""
