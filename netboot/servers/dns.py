@@ -6,6 +6,7 @@ because dnslib's keeps a thread per connection for as long as the client likes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from typing import Any
@@ -16,6 +17,8 @@ from netboot.dns import HostResolver
 from netboot.servers.dns_tcp import TcpDnsServer
 
 log = logging.getLogger("netboot.dns")
+
+_PICKS = 8
 
 
 class _Logger(DNSLogger):  # type: ignore[misc]
@@ -37,9 +40,18 @@ class DnsServer:
 
     def __init__(self, resolver: HostResolver, host: str, port: int, *, tcp_timeout: float = 10.0,
                  tcp_connections: int = 64) -> None:
-        self._udp = DNSServer(resolver, address=host, port=port, logger=_Logger())
-        self._tcp = TcpDnsServer(resolver, host, self._udp.server.server_address[1], timeout=tcp_timeout,
-                                 max_connections=tcp_connections)
+        # Port 0 picks a free UDP port; the same TCP number may be taken (another server's connection), so
+        # a pick is retried a few times. A fixed port that is taken is the admin's error and is raised.
+        for attempt in range(_PICKS if port == 0 else 1):
+            self._udp = DNSServer(resolver, address=host, port=port, logger=_Logger())
+            try:
+                self._tcp = TcpDnsServer(resolver, host, self._udp.server.server_address[1],
+                                         timeout=tcp_timeout, max_connections=tcp_connections)
+                break
+            except OSError as e:
+                self._udp.server.server_close()
+                if e.errno != errno.EADDRINUSE or attempt == _PICKS - 1 or port != 0:
+                    raise
         self._tcp_thread: threading.Thread | None = None
 
     @property

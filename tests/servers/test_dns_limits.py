@@ -120,3 +120,23 @@ def test_several_queries_on_one_connection_are_answered_in_order(port: int) -> N
                 codes.append(DNSRecord.parse(buffer[2:2 + size]).header.rcode)
                 buffer = buffer[2 + size:]
         assert codes == [RCODE.NOERROR, RCODE.NXDOMAIN, RCODE.NOERROR]
+
+
+def test_a_free_port_is_free_for_udp_and_tcp_alike(store: Store) -> None:
+    """A fixed port TCP cannot have is refused with the address in use; port 0 serves TCP on UDP's number.
+
+    The kernel picks the UDP number, so a pick whose TCP number is taken (the retry) cannot be forced here;
+    the CI run that failed on such a pick is what the retry answers."""
+    resolver = HostResolver(store, "lab.test", subnet=IPv4Network("10.0.0.0/24"))
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        with pytest.raises(OSError, match="in use"):
+            DnsServer(resolver, "127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
+    dns = DnsServer(resolver, "127.0.0.1", 0)
+    try:
+        with socket.create_connection(("127.0.0.1", dns.port), timeout=2):
+            pass
+    finally:
+        dns.close()
