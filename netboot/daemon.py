@@ -88,22 +88,30 @@ class Daemon:
         self.runtime.close()
 
 
+def lease_pool(runtime: Runtime) -> LeasePool | None:
+    """The daemon's pool in full mode (None in proxy mode): never hands out our own address or the router's.
+
+    Apart from the server so its wiring is tested without sockets or root.
+    """
+    d = runtime.config.dhcp
+    if d.mode != "full":
+        return None
+    assert d.range_first is not None and d.range_last is not None
+    excluded = [ip for ip in (runtime.server_ip, d.router) if ip is not None]
+    return LeasePool(
+        d.range_first,
+        d.range_last,
+        lease_time=d.lease_time,
+        repo=runtime.store.leases,
+        reservations={r.mac: r.ip for r in d.reservations},
+        excluded=excluded,
+    )
+
+
 def build_dhcp(runtime: Runtime) -> tuple[DhcpServer, str]:
     cfg = runtime.config
     d = cfg.dhcp
-    pool = None
-    if d.mode == "full":
-        assert d.range_first is not None and d.range_last is not None
-        excluded = [ip for ip in (runtime.server_ip, d.router) if ip is not None]
-        pool = LeasePool(
-            d.range_first,
-            d.range_last,
-            lease_time=d.lease_time,
-            repo=runtime.store.leases,
-            reservations={r.mac: r.ip for r in d.reservations},
-            excluded=excluded,
-        )
-    service = DhcpService(d, booter=runtime.core, recorder=runtime.recorder, pool=pool)
+    service = DhcpService(d, booter=runtime.core, recorder=runtime.recorder, pool=lease_pool(runtime))
     bind = str(cfg.bind_ip or "0.0.0.0")
     server = DhcpServer(
         service,

@@ -65,6 +65,7 @@ def start_dnsmasq(lab: Lab, workdir: Path, log: Path, *extra: str) -> Netns:
         ],
         log=log,
     )
+    wait_for_log(log, "DHCP, IP range", 10)  # bound and answering
     return ns
 
 

@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--server-port", type=int, default=67)
     parser.add_argument("--client-port", type=int, default=68)
     parser.add_argument("--wait", type=float, default=2.0)
+    parser.add_argument("--ack-wait", type=float, help="seconds to wait for the answer to REQUEST (--wait)")
     parser.add_argument("--count", type=int, default=20, help="garbage datagrams to send (bounded)")
     args = parser.parse_args()
     require_namespace()
@@ -163,7 +164,7 @@ def main() -> None:
         {Opt.REQUESTED_IP: offer.yiaddr.packed, Opt.SERVER_ID: offer.get(Opt.SERVER_ID)},
     )
     sock.sendto(encode(request), dest)
-    for reply, src in collect(sock, request.xid, args.wait):
+    for reply, src in collect(sock, request.xid, args.ack_wait or args.wait):
         print(json.dumps(describe(reply, src)), flush=True)
 
 
