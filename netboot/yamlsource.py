@@ -19,9 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from netboot.schema_types import did_you_mean, reason_of
-
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+from netboot.schema_types import CONTROL_RE, did_you_mean, reason_of
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -31,15 +29,16 @@ def _escape(match: re.Match[str]) -> str:
 class SourceError(ValueError):
     """A problem in an admin-written file, already formatted as ``file:line: key: reason``.
 
-    A control character in the key (a mapping key is admin text too) or the reason is shown escaped
-    (``\\n``), so a message is always one line and cannot move a terminal's cursor.
+    A control character (:data:`~netboot.schema_types.CONTROL_RE`, C1 ones included) in the key (a mapping
+    key is admin text too) or the reason is shown escaped (``\\n``, ``\\x9b``), so a message is always one
+    line and cannot move a terminal's cursor.
     """
 
     def __init__(self, file: str, line: int | None, key: str | None, reason: str) -> None:
         self.file, self.line, self.key, self.reason = file, line, key, reason
         where = f"{file}:{line}" if line else file
         shown = f"{where}: {key}: {reason}" if key else f"{where}: {reason}"
-        super().__init__(_CONTROL_RE.sub(_escape, shown))
+        super().__init__(CONTROL_RE.sub(_escape, shown))
 
 
 @dataclass(frozen=True)

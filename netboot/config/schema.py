@@ -43,6 +43,7 @@ from netboot.schema_types import (
     LocalBoot,
     Mac,
     ipv4,
+    text,
 )
 from netboot.yamlsource import Located, SourceError, SourceErrors, load, schema_errors
 
@@ -76,9 +77,11 @@ def _bool(value: Any) -> bool:
 
 
 def _str(value: Any) -> str:
+    """Non-empty one-line text: ``dhcp.domain`` and ``dns.domain`` reach DHCP option 15, DNS answers and
+    the Debian kernel line in boot scripts, and no other string here has a use for a control character."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty string, got {value!r}")
-    return value
+    return text(value)
 
 
 def _path(value: Any) -> Path:

@@ -161,7 +161,7 @@ class _Loader:
             return
         name = folder.name
         before = len(self.errors)
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             self.err(loc, "", f"profile folder name {name!r} must match {NAME_RE.pattern}")
         shape, good = _validate(ProfileFile, loc, self.errors)
         if shape is not None:
@@ -169,7 +169,7 @@ class _Loader:
         else:
             # only the parent is needed from a broken file: to name it in its children's errors
             parent = good.get("parent")
-            fields = {"parent": parent} if isinstance(parent, str) and NAME_RE.match(parent) else {}
+            fields = {"parent": parent} if isinstance(parent, str) and NAME_RE.fullmatch(parent) else {}
         self.raws[name] = _Raw(name, folder, loc, fields, ok=len(self.errors) == before)
 
     def lineage(self, name: str) -> list[_Raw] | None:
@@ -411,7 +411,7 @@ class _Loader:
             return None
         before = len(self.errors)
         name = path.stem
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             self.err(loc, "", f"group file name {name!r} must match {NAME_RE.pattern}")
         shape, good = _validate(GroupFile, loc, self.errors)
         profile = shape.profile if shape is not None else good.get("profile")

@@ -6,8 +6,14 @@ file against :class:`ProfileFile` or :class:`GroupFile` and reports every proble
 the data directory, a group's profile existing) is checked by the loader after this.
 
 Every string an admin writes here (description, names, paths, URLs, kernel arguments, template and
-label names, selector values) refuses control characters, so a newline cannot reach an iPXE menu or a
-kernel command line. ``variables`` are data for templates and may hold multi-line text (scripts, keys).
+label names, selector values, secret names) refuses control characters
+(:data:`netboot.schema_types.CONTROL_RE`: C0, DEL, C1, U+2028/U+2029), so a newline cannot reach an iPXE
+menu or a kernel command line; the refusal is ``file:line: key: reason`` like every other. A profile's
+``description`` is also the text of its iPXE menu item, so it refuses the words iPXE reads as command
+separators there (:func:`~netboot.schema_types.ipxe_separator`). ``variables`` are exempt: they are data
+for answer-file templates and may hold multi-line text (scripts, keys); a template puts them where its
+format quotes them, and what the shipped boot scripts print of them is checked where the kernel line is
+built (``kernel_args`` word by word, ``domain`` whole: :mod:`netboot.render.context`).
 ``secrets`` names the variables only the machine itself reads (see :mod:`netboot.secretvars`).
 """
 
@@ -32,6 +38,7 @@ from netboot.schema_types import (
     ProfileName,
     Text,
     choice,
+    ipxe_separator,
     text,
     type_name,
 )
@@ -96,6 +103,19 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _menu_text(value: Any) -> str:
+    """One-line text that stays one iPXE ``item`` command: no separator word, no comment."""
+    word = text(value)
+    for part in word.split():
+        if ipxe_separator(part):
+            what = "starts a comment" if part.startswith("#") else "separates commands"
+            raise ValueError(
+                f"{part!r} as a word of its own {what} in the iPXE boot menu: attach it to the word "
+                "before it or leave it out"
+            )
+    return word
+
+
 def _scalar_text(value: Any) -> str:
     """A string, or a number written without quotes (``version: 9``), as text."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -129,7 +149,7 @@ def _secrets(value: Any) -> frozenset[str]:
         raise ValueError(f"expected a list of variable names, got {type_name(value)}")
     names: set[str] = set()
     for item in value:
-        if not isinstance(item, str) or not SECRET_PATH_RE.match(item):
+        if not isinstance(item, str) or not SECRET_PATH_RE.fullmatch(item):
             shown = repr(item) if isinstance(item, str) else type_name(item)
             raise ValueError(
                 f"{shown} is not a variable name (letters, digits, '_' and '-', dotted for nested ones)"
@@ -164,6 +184,7 @@ DataPath = Annotated[str, _relpath("the data directory")]
 TemplatePath = Annotated[str, _relpath("the profile folder")]
 Url = Annotated[str, PlainValidator(_url)]
 ScalarText = Annotated[str, PlainValidator(_scalar_text)]
+MenuText = Annotated[str, PlainValidator(_menu_text)]
 Variables = Annotated[dict[str, Any], PlainValidator(_variables)]
 SecretNames = Annotated[frozenset[str], PlainValidator(_secrets)]
 
@@ -201,7 +222,8 @@ class ProfileFile(FileModel):
 
     not_mapping: ClassVar[str] = "a profile must be a mapping of keys (description, kind, kernel, ...)"
 
-    description: Text = ""
+    #: also the text of the profile's item in the iPXE boot menu
+    description: MenuText = ""
     parent: ProfileName | None = None
     kind: Annotated[str, PlainValidator(_kind)] | None = None
     kernel: SourceFile | None = None

@@ -3,7 +3,9 @@
 * the MAC is normalised by :meth:`MacAddress.parse`;
 * the hostname follows RFC 1123 (letters, digits, hyphens; labels of 1-63; 253 in all) and is lowercased;
 * the IP is a unicast IPv4 address;
-* variables are a JSON-able mapping of at most 64 KiB; labels are short DNS-like keys and values;
+* variables are a JSON-able mapping of at most 64 KiB (data for answer-file templates: multi-line values
+  are fine there, and the boot scripts filter the ones they print, see :mod:`netboot.render.context`);
+* labels are short DNS-like keys and one-line values (no control character, as in a group's selector);
 * ``local_boot`` and ``boot_chain`` are each one of the schema's choices, or empty to inherit.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Final
 
 from netboot.inventory import SystemState
 from netboot.mac import InvalidMac, MacAddress
-from netboot.schema_types import BOOT_CHAIN_CHOICES, LOCAL_BOOT_CHOICES
+from netboot.schema_types import BOOT_CHAIN_CHOICES, LOCAL_BOOT_CHOICES, control_reason
 
 MAX_VARIABLES_BYTES = 64 * 1024
 MAX_DEPTH = 16
@@ -79,7 +81,7 @@ def check_hostname(value: object) -> str | None:
     if len(text) > 253:
         raise FieldError("hostname", "a host name has at most 253 characters")
     for label in text.split("."):
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):  # whole: "web1\n.lab" is no host name
             raise FieldError(
                 "hostname",
                 f"{value!r} is not a valid host name (RFC 1123: letters, digits "
@@ -155,10 +157,13 @@ def check_labels(value: object) -> dict[str, str]:
         raise FieldError("labels", "labels must be a mapping of names to strings")
     out: dict[str, str] = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not _LABEL_KEY.match(k):
+        if not isinstance(k, str) or not _LABEL_KEY.fullmatch(k):
             raise FieldError("labels", f"label name {k!r} must be 1-63 letters, digits, '.', '_', '/' or '-'")
         if not isinstance(v, str) or len(v) > 255:
             raise FieldError("labels", f"label {k!r} must have a string value of at most 255 characters")
+        reason = control_reason(v)
+        if reason is not None:
+            raise FieldError("labels", f"label {k!r} {reason}")
         out[k] = v
     if len(out) > 64:
         raise FieldError("labels", "at most 64 labels")

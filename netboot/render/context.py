@@ -48,11 +48,14 @@ from netboot.plain import plain
 from netboot.profiles import FileSource, Group, Profile, deep_merge
 from netboot.render.errors import RenderError
 from netboot.render.kinds import InstallerUrls, installer_args
+from netboot.schema_types import CONTROL_RE, ipxe_separator
 
-#: a hostname may be any text without whitespace or control characters (it lands in line-based files);
-#: a token goes into URLs and kernel command lines, so it is URL-safe characters only
-_HOSTNAME_OK = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
-_TOKEN_OK = re.compile(r"^[A-Za-z0-9._~-]+$")
+#: a hostname (and the domain beside it) may be any text without whitespace or control characters (they
+#: land in line-based files: kickstart comments, preseed lines, the kernel line);
+#: a token goes into URLs and kernel command lines, so it is URL-safe characters only. Each is matched
+#: whole (``fullmatch``): ``$`` alone would let a trailing newline through.
+_HOSTNAME_OK = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
+_TOKEN_OK = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 #: seconds a boot file's presence is taken as known: a kernel or initrd put in its data directory (or
@@ -134,7 +137,7 @@ def merge_variables(
 
 
 def _check_ident(system: System, name: str, value: str | None, pattern: re.Pattern[str]) -> None:
-    if value is not None and not pattern.match(value):
+    if value is not None and not pattern.fullmatch(value):
         raise RenderError(f"system {system.mac}", None, f"{name} {value!r} is not usable here")
 
 
@@ -144,6 +147,8 @@ def _system_context(system: System, variables: Mapping[str, Any]) -> dict[str, A
     hostname = system.hostname or f"netboot-{system.mac.hex}"
     domain = variables.get("domain")
     domain = domain if isinstance(domain, str) and domain else None
+    # a variable (site, profile, group or the API's), but it lands beside the hostname in line-based files
+    _check_ident(system, "domain", domain, _HOSTNAME_OK)
     return {
         "mac": system.mac.colon,
         "mac_hex": system.mac.hex,
@@ -216,10 +221,19 @@ def _data_path(data_dir: Path, relative: str) -> Path:
 
 def _extra_args(variables: Mapping[str, Any]) -> list[str]:
     """``vars.kernel_args`` (a string or a list, from site, profile, group or system) joins the kernel line:
-    e.g. ``console=ttyS0`` for a VM whose serial console is logged. Whitespace-free words only."""
+    e.g. ``console=ttyS0`` for a VM whose serial console is logged.
+
+    Variables may be multi-line and come from the API, and this is the one variable the shipped boot
+    scripts print as words: so only whitespace-free words without a control character, and none iPXE would
+    read as the end of the ``kernel`` command (``;``, ``&&``, ``||``, ``#...``). Data never adds a command.
+    """
     raw = variables.get("kernel_args")
     words = raw.split() if isinstance(raw, str) else [str(w) for w in raw] if isinstance(raw, list) else []
-    return [w for w in words if w and not any(c.isspace() for c in w)]
+    return [
+        w
+        for w in words
+        if w and not any(c.isspace() for c in w) and not CONTROL_RE.search(w) and not ipxe_separator(w)
+    ]
 
 
 def _boot_context(

@@ -96,8 +96,10 @@ LOCAL_BOOT_METHODS = tuple(c for c in LOCAL_BOOT_CHOICES if c != "skip")
 #: Kernel image formats: a Linux bzImage/EFI stub, or a multiboot kernel plus modules (Solaris).
 KERNEL_TYPES = ("linux", "multiboot")
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+#: matched whole (``fullmatch``): with ``match``, ``$`` also matches before a trailing newline, and
+#: ``domain: "lab.test\n"`` (a variable) would end the iPXE ``kernel`` line early
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +122,12 @@ def installer_args(
     Jumpstart's boot properties join a ``-B`` list already in ``base`` (Solaris reads one ``-B``).
     """
     args = list(base)
-    dom = domain if domain and _DOMAIN.match(domain) else None
+    dom = domain if domain and _DOMAIN.fullmatch(domain) else None
     host = hostname
-    if host and "." in host and _DOMAIN.match(host):  # an FQDN: its first label, the rest as domain
+    if host and "." in host and _DOMAIN.fullmatch(host):  # an FQDN: its first label, the rest as domain
         host, _, rest = host.partition(".")
         dom = dom or rest
-    host = host if host and _HOSTNAME.match(host) else None
+    host = host if host and _HOSTNAME.fullmatch(host) else None
     if kind == "kickstart":
         args.append(f"inst.ks={urls.answer['ks.cfg']}")
     elif kind == "preseed":

@@ -53,6 +53,27 @@ def open_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
+def flush_then_send(
+    flush: Callable[[], object],
+    batch: list[tuple[socket.socket, Outgoing]],
+    send: Callable[[socket.socket, Outgoing], None],
+) -> bool:
+    """Make the batch's leases durable, then send its replies; send nothing if that fails.
+
+    The order is the durability guarantee (an ACK is never out before its lease is on disk), and a
+    failed flush withholds every reply: the clients retransmit and are answered once the store is back.
+    Returns whether the replies went out.
+    """
+    try:
+        flush()
+    except Exception:
+        log.exception("could not store leases: withholding %d replies", len(batch))
+        return False
+    for sock, out in batch:
+        send(sock, out)
+    return True
+
+
 class DhcpServer:
     """Serves :class:`DhcpService` on the DHCP port and, optionally, the PXE proxy port (4011)."""
 
@@ -133,13 +154,7 @@ class DhcpServer:
             log.exception("could not store the staged sightings (kept for the next try)")
 
     def _commit_and_send(self, batch: list[tuple[socket.socket, Outgoing]]) -> None:
-        try:
-            self._flush()
-        except Exception:
-            log.exception("could not store leases: withholding %d replies", len(batch))
-            return
-        for sock, out in batch:
-            self._send(sock, out)
+        flush_then_send(self._flush, batch, self._send)
 
     def _handle(
         self, data: bytes, ancdata: list[tuple[int, int, bytes]], src: tuple[str, int], port: int

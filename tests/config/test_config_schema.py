@@ -199,7 +199,7 @@ def test_shared_types_refuse_with_admin_reasons() -> None:
         "profile": "'a/b' is not a profile name (must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)",
         "local_boot": "unknown local boot method 'exti' (did you mean 'exit'?); "
         "one of: skip, auto, exit, sanboot",
-        "note": "must not contain control characters (newline, tab, ...)",
+        "note": "must not contain control characters (newline, tab, ...): '\\n' at character 4",
         "extra": "Extra inputs are not permitted",
     }
 
@@ -227,3 +227,36 @@ def test_schema_errors_suggest_keys_of_nested_models_and_name_missing_keys() -> 
         "f.yaml:3: items.1: missing required key 'alpha'",
         "f.yaml:3: items.1.betta: unknown key (did you mean 'beta'?)",
     ]
+
+
+#: (YAML with "{bad}" where a string goes, the line, the key the error names): every free string of
+#: netboot.yaml; the two domains reach DHCP option 15, DNS answers and the Debian kernel line
+CONFIG_STRINGS = [
+    ('dhcp:\n  domain: "lab{bad}.test"\n', 2, "dhcp.domain"),
+    ('dns:\n  enabled: true\n  domain: "lab{bad}.test"\n', 3, "dns.domain"),
+    (
+        'dhcp:\n  reservations:\n    - {{mac: "52:54:00:12:34:56", ip: 10.0.0.5, hostname: "w{bad}"}}\n',
+        3,
+        "dhcp.reservations.0.hostname",
+    ),
+    ('loaders:\n  bios: "undionly{bad}.kpxe"\n', 2, "loaders.bios"),
+    ('loaders:\n  dir: "/srv/{bad}"\n', 2, "loaders.dir"),
+    ('database-url: "sqlite:////srv/{bad}.db"\n', 1, "database-url"),
+    ('profiles-dir: "/srv/{bad}"\n', 1, "profiles-dir"),
+    ('interfaces: [eth0, "eth{bad}1"]\n', 1, "interfaces"),
+    ('unknown-default: "profile:p{bad}"\n', 1, "unknown-default"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key"), CONFIG_STRINGS, ids=[r[2] for r in CONFIG_STRINGS])
+@pytest.mark.parametrize(
+    ("escape", "char"),
+    [("\\n", "\n"), ("\\r", "\r"), ("\\e", "\x1b"), ("\\0", "\x00"), ("\\N", "\x85")],
+    ids=["lf", "cr", "esc", "nul", "nel"],
+)
+def test_control_characters_are_refused_in_every_config_string(
+    tmp_path: Path, text: str, line: int, key: str, escape: str, char: str
+) -> None:
+    errors = refused_all(tmp_path, text.format(bad=escape))
+    assert len(errors) == 1 and errors[0].startswith(f"{line}: {key}: "), errors
+    assert repr(char) in errors[0] and errors[0].isprintable(), errors

@@ -199,7 +199,9 @@ def test_changing_the_context_does_not_change_the_profile(layered: ProfileSet) -
 
 
 @pytest.mark.parametrize("field", ["hostname", "token"])
-@pytest.mark.parametrize("value", ["two words", "line\nbreak", "", "tab\there"])
+@pytest.mark.parametrize(
+    "value", ["two words", "line\nbreak", "", "tab\there", "trailing\n", "csi\x9bc1", "nul\x00"]
+)
 def test_identity_fields_cannot_break_lines(layered: ProfileSet, field: str, value: str) -> None:
     with pytest.raises(RenderError, match=field):
         build_context(fixed_facts(), layered.get("child"), None, system(**{field: value}))

@@ -182,6 +182,8 @@ STRING_FIELDS: list[tuple[str, str, str]] = [
     ("p/profile.yaml", 'kind: kickstart\nkernel: k\ntemplates: {{"ks{bad}": k.j2}}\n', "templates"),
     ("p/profile.yaml", 'kind: kickstart\nkernel: k\nvalidate: {{version: "R{bad}"}}\n', "validate.version"),
     ("p/profile.yaml", 'kind: local\nlocal_boot: "exit{bad}"\n', "local_boot"),
+    ("p/profile.yaml", 'kind: kickstart\nkernel: k\nsecrets: [root_pw, "pw{bad}"]\n', "secrets"),
+    ("p/profile.yaml", 'kind: kickstart\nkernel: k\nboot_chain: "ipxe{bad}"\n', "boot_chain"),
     ("_groups/g.yaml", 'profile: p\ndescription: "{bad}"\n', "description"),
     ("_groups/g.yaml", 'profile: "p{bad}"\n', "profile"),
     ("_groups/g.yaml", 'profile: p\nselector: {{arch: "bios{bad}"}}\n', "selector.arch"),
@@ -191,7 +193,21 @@ STRING_FIELDS: list[tuple[str, str, str]] = [
     ("_groups/g.yaml", 'profile: p\nselector: {{labels: {{"ra{bad}ck": r1}}}}\n', "selector.labels"),
     ("_groups/g.yaml", 'profile: p\nlocal_boot: "{bad}skip"\n', "local_boot"),
 ]
-CONTROLS = {"newline": "\\n", "tab": "\\t", "nul": "\\0", "escape": "\\e", "del": "\\x7f", "bell": "\\a"}
+#: name -> (the YAML double-quoted escape, the character it is): C0 (newline, CR, tab, NUL, escape, bell),
+#: DEL, C1 (NEL, CSI) and the Unicode line and paragraph separators
+CONTROLS = {
+    "newline": ("\\n", "\n"),
+    "cr": ("\\r", "\r"),
+    "tab": ("\\t", "\t"),
+    "nul": ("\\0", "\x00"),
+    "escape": ("\\e", "\x1b"),
+    "bell": ("\\a", "\x07"),
+    "del": ("\\x7f", "\x7f"),
+    "c1-nel": ("\\N", "\x85"),
+    "c1-csi": ("\\x9b", "\x9b"),
+    "line-separator": ("\\L", "\u2028"),
+    "paragraph-separator": ("\\P", "\u2029"),
+}
 
 
 @pytest.mark.parametrize(
@@ -201,7 +217,8 @@ CONTROLS = {"newline": "\\n", "tab": "\\t", "nul": "\\0", "escape": "\\e", "del"
 def test_control_characters_are_refused_in_every_string(
     tree: TreeBuilder, file: str, text: str, key: str, control: str
 ) -> None:
-    files = {"p/profile.yaml": "kind: local\n", file: text.format(bad=CONTROLS[control])}
+    escape, char = CONTROLS[control]
+    files = {"p/profile.yaml": "kind: local\n", file: text.format(bad=escape)}
     if file == "p/profile.yaml":
         files["p/ks.cfg.j2"] = ""
     root = tree(files)
@@ -209,17 +226,25 @@ def test_control_characters_are_refused_in_every_string(
     errors = [e for e in errors_of(root) if e.startswith(f"{file}:")]
     assert errors, files[file]
     # a mapping key with the character in it is named, escaped: the message stays one line
-    escaped = CONTROLS[control].replace("\\0", "\\x00").replace("\\e", "\\x1b").replace("\\a", "\\x07")
+    escaped = repr(char)[1:-1]
     shown = key + (
         f".ks{escaped}" if key == "templates" else f".ra{escaped}ck" if key == "selector.labels" else ""
     )
     assert errors[0].startswith(f"{file}:{line}: {shown}: "), errors
     assert all(e.isprintable() for e in errors), errors
-    assert any("control characters" in e or "not a UUID" in e for e in errors), errors
+    # the reason shows the character, escaped (most of them are invisible)
+    assert any(
+        f"control characters (newline, tab, ...): {char!r} at character" in e
+        or "not a UUID" in e
+        or "is not a variable name" in e
+        for e in errors
+    ), errors
+    assert escaped in errors[0], errors
 
 
 def test_a_description_with_a_newline_never_reaches_the_menu(tree: TreeBuilder) -> None:
     root = tree({"p/profile.yaml": 'description: "Rocky\\nchain http://evil/x"\n' + KS, "p/ks.cfg.j2": ""})
     assert errors_of(root) == [
-        "p/profile.yaml:1: description: must not contain control characters (newline, tab, ...)"
+        "p/profile.yaml:1: description: must not contain control characters (newline, tab, ...): '\\n' "
+        "at character 6"
     ]
