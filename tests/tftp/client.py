@@ -6,6 +6,7 @@ bytes firmware sends (the captured OVMF requests) and look at every reply.
 
 from __future__ import annotations
 
+import random
 import selectors
 import socket
 import time
@@ -97,13 +98,30 @@ class _Leg:
     error: str | None = None
 
 
+def storm_address() -> str:
+    """A loopback address of its own for one boot storm: 127.x.y.z, never 127.0.0.x.
+
+    A TFTP client learns the server's TID from the first reply, so it cannot tell that reply from a
+    stray one by anything but the address. Every other client in the suite (and in a mutmut run or a
+    parallel suite on this host) binds 127.0.0.1, and their servers keep retransmitting to ports that
+    closed: one of hundreds of storm sockets on a reused 127.0.0.1 port once adopted another process's
+    f.bin transfer. On an address of its own no such retransmission can reach it.
+    """
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 def download_many(server: Address, names: list[str], *, deadline: float = 30.0) -> list[bytes | str]:
-    """Lock-step downloads for all ``names`` at once from one thread (a boot storm); bytes or an error."""
+    """Lock-step downloads for all ``names`` at once from one thread (a boot storm); bytes or an error.
+
+    Like a real client, each leg takes only a reply from the server's host as its TID and then drops
+    what comes from any other address (RFC 1350 section 4), so a stray datagram cannot pass for data.
+    """
     selector = selectors.DefaultSelector()
     legs = []
+    local = storm_address()
     for name in names:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((local, 0))
         sock.setblocking(False)
         leg = _Leg(sock, name)
         selector.register(sock, selectors.EVENT_READ, leg)
@@ -115,7 +133,7 @@ def download_many(server: Address, names: list[str], *, deadline: float = 30.0) 
         pending = len(legs)
         while pending and time.monotonic() < end:
             for key, _ in selector.select(1.0):
-                pending -= _step(key.data)
+                pending -= _step(key.data, server[0])
         return [b"".join(leg.chunks) if leg.done and not leg.error else (leg.error or "unfinished")
                 for leg in legs]
     finally:
@@ -124,11 +142,19 @@ def download_many(server: Address, names: list[str], *, deadline: float = 30.0) 
             leg.sock.close()
 
 
-def _step(leg: _Leg) -> int:
+def _step(leg: _Leg, host: str) -> int:
     """Handle one datagram for ``leg``; 1 when that finished it."""
     data, addr = leg.sock.recvfrom(70000)
+    if addr != (leg.tid or (host, addr[1])):
+        return 0  # not from this transfer's peer: not this leg's business
     packet = decode(data)
-    leg.tid = leg.tid or addr
+    leg.tid = addr
+    if leg.done:
+        # the server resent a block after the leg ended (its timer beat our last ACK): ACK it again as a
+        # real client does, but the leg was counted once already; counting it again ended the storm early
+        if isinstance(packet, Data):
+            leg.sock.sendto(encode(Ack(packet.block)), leg.tid)
+        return 0
     if isinstance(packet, Error):
         leg.error, leg.done = f"error {packet.code}: {packet.message}", True
         return 1

@@ -13,10 +13,12 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
-from netboot.protocol.tftp import Ack, Data, Error, OptionAck, ReadRequest, decode
+from netboot.protocol.tftp import Ack, Data, Error, OptionAck, Packet, ReadRequest, decode
 from netboot.servers.tftp import ChainResolver, RootResolver
 from tests.tftp.client import RawClient
 from tests.tftp.conftest import SECRET, Running, ServerFactory, Tree, wait_for
@@ -37,6 +39,20 @@ def replies(client: RawClient, first: float = 2.0, quiet: float = 0.05) -> list[
             client.sock.settimeout(quiet)
     except TimeoutError:
         return out
+
+
+def drain(client: RawClient) -> list[tuple[Packet, tuple[str, int]]]:
+    """What is already queued on ``client``'s socket, without waiting for more."""
+    out = []
+    timeout = client.sock.gettimeout()
+    client.sock.setblocking(False)
+    try:
+        while True:
+            out.append(client.recv())
+    except BlockingIOError:
+        return out
+    finally:
+        client.sock.settimeout(timeout)
 
 
 def assert_refused(client: RawClient, what: str) -> None:
@@ -70,6 +86,20 @@ def test_traversal_corpus_over_the_wire(served: Running, tree: Tree) -> None:
         assert client.download("small.txt")[0] == tree.files["small.txt"]
 
 
+def refusal_of(served: Running, requested: str) -> Any:
+    """The one event the server recorded for an attack: proof that the request reached it and was refused
+    (a client that never connected would leave none), with nothing sent."""
+    assert wait_for(lambda: bool(served.events()))
+    events = served.events()
+    assert [(e.detail["file"], e.detail["outcome"], e.detail["bytes"]) for e in events] == [
+        (requested, "refused", 0)], events
+    return events[0]
+
+
+#: curl's exit status for a TFTP ERROR 2 from the server (CURLE_TFTP_PERM); no answer at all would be 28
+CURL_TFTP_PERM = 69
+
+
 @pytest.mark.parametrize("path", ["../secret.txt", "%2e%2e/secret.txt", "..%2fsecret.txt", "..%5csecret.txt",
                                   "out", "abs-out", "sibling", "sub", "subdir-out/secret"])
 def test_traversal_with_curl(served: Running, tmp_path: Path, path: str) -> None:
@@ -78,7 +108,9 @@ def test_traversal_with_curl(served: Running, tmp_path: Path, path: str) -> None
     host, port = served.address
     result = subprocess.run([curl, "-sS", "--path-as-is", "-o", str(out), f"tftp://{host}:{port}/{path}"],
                             capture_output=True, timeout=30, check=False)
-    assert result.returncode != 0
+    # curl decodes the URL's percent escapes before it sends the RRQ: %2e%2e/ arrives as ../
+    assert refusal_of(served, unquote(path)).detail["error_code"] == 2
+    assert result.returncode == CURL_TFTP_PERM, result  # curl heard the access violation, nothing else
     assert not out.exists() or SECRET not in out.read_bytes()
 
 
@@ -90,9 +122,13 @@ def test_traversal_with_cli_clients(served: Running, tmp_path: Path, tool: str, 
     host, port = served.address
     if tool == "tftp":
         argv = [binary, "-m", "binary", host, str(port), "-c", "get", path, str(out)]
+        told = "Error code 2: access violation"  # tftp-hpa exits 0 even then: its output is the proof
     else:
         argv = [binary, "-g", "-r", path, "-l", str(out), host, str(port)]
-    subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        told = "error received from server <access violation>"
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert refusal_of(served, path).detail["error_code"] == 2
+    assert told in result.stdout + result.stderr, result
     assert not out.exists() or SECRET not in out.read_bytes()
 
 
@@ -159,11 +195,19 @@ def test_flood_of_malformed_datagrams_leaves_the_server_answering(
 
 
 def test_flood_on_a_transfer_port_does_not_disturb_it(served: Running, tree: Tree) -> None:
-    with RawClient(served.address) as client, RawClient(served.address) as attacker:
+    """A stranger flooding a transfer's port gets ERROR 5 for each datagram it is answered (RFC 1350; an
+    ERROR is never answered), never a byte of the file, and the client's download is byte for byte."""
+    with RawClient(served.address) as client, RawClient(served.address) as attacker, \
+            RawClient(served.address) as witness:
         client.send(ReadRequest("exact.bin", "octet", (("blksize", "1468"),)))
         _, tid = client.recv()
-        for i in range(2000):
-            attacker.send(_garbage(i) or b"\x00\x04\x00\x01", tid)
+        attacker.send(Error(0, "spoofed"), tid)  # must be ignored, and must not end the client's transfer
+        witness.send(Ack(0), tid)  # answered after the spoofed ERROR was handled: one socket, in order
+        assert witness.recv() == (Error(5, "unknown transfer ID"), tid)
+        assert drain(attacker) == []
+        garbage = [_garbage(i) or b"\x00\x04\x00\x01" for i in range(2000)]
+        for datagram in garbage:
+            attacker.send(datagram, tid)
         client.send(Ack(0), tid)
         chunks, block = [], 0
         while True:
@@ -180,12 +224,23 @@ def test_flood_on_a_transfer_port_does_not_disturb_it(served: Running, tree: Tre
                     client.send(Ack(block), tid)
                     break
             client.send(Ack(block), tid)  # also re-ACK a duplicate, as real clients do
+        # The flood was queued on that port before the client's ACK 0, so the server had handled all of it
+        # before its first DATA: whatever it sent the attacker is here (all the attacker's buffer held).
+        answers = drain(attacker)
     assert b"".join(chunks) == tree.files["exact.bin"]
+    spoofed_errors = sum(datagram[:2] == b"\x00\x05" for datagram in garbage)
+    assert 0 < len(answers) <= len(garbage) - spoofed_errors
+    assert set(answers) == {(Error(5, "unknown transfer ID"), tid)}
+    assert wait_for(lambda: bool(served.events()))
+    assert [e.detail["outcome"] for e in served.events()] == ["complete"]
 
 
 def test_request_flood_is_capped_then_recovers(start_server: ServerFactory, tree: Tree) -> None:
-    """Valid RRQs that are never ACKed cannot exhaust descriptors: the cap answers "server busy"."""
-    run = start_server(max_transfers=20, timeout=0.05, max_timeout=0.05, retries=1)
+    """Valid RRQs that are never ACKed cannot exhaust descriptors: the cap answers "server busy".
+
+    The silent transfers give up after 0.5 s + 0.5 s, not sooner: a slot freed while the 50 requests are
+    still being read would let a 21st through (with 0.05 s timers, a loaded machine can take that long)."""
+    run = start_server(max_transfers=20, timeout=0.5, max_timeout=0.5, retries=1)
     socks = []
     try:
         for _ in range(50):
@@ -200,6 +255,6 @@ def test_request_flood_is_capped_then_recovers(start_server: ServerFactory, tree
             sock.close()
     assert sum(isinstance(p, Data) for p in firsts) == 20
     assert sum(p == Error(0, "server busy") for p in firsts) == 30
-    assert wait_for(lambda: run.server.active_transfers == 0)
+    assert wait_for(lambda: run.server.active_transfers == 0, timeout=30)
     with RawClient(run.address) as client:
         assert client.download("small.txt")[0] == tree.files["small.txt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -237,3 +238,45 @@ def test_open_file_closes_the_descriptor_when_refusing(tree: Tree, monkeypatch: 
         with pytest.raises(PathRefused):
             open_file(tree.root, "x")
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+@pytest.mark.usefixtures("fallback")
+def test_open_refuses_a_final_symlink_swapped_in_even_one_pointing_inside(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_NOFOLLOW: the name checked was a file; a symlink found there at open time is not followed."""
+    monkeypatch.setattr(fs, "resolve", lambda root, requested: tree.root / "inlink")
+    with pytest.raises(PathRefused, match="symbolic links"):
+        open_file(tree.root, "sub/inner.bin")
+
+
+@pytest.mark.usefixtures("fallback")
+def test_a_file_removed_between_check_and_open_is_not_found(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fs, "resolve", lambda root, requested: tree.root / "gone.bin")
+    with pytest.raises(PathNotFound) as info:
+        open_file(tree.root, "gone.bin")
+    assert (info.value.reason, info.value.requested) == ("no such file", "gone.bin")
+
+
+def test_an_opened_file_blocks_is_closed_on_exec_and_owns_its_descriptor(tree: Tree, either_way: str) -> None:
+    """What the servers rely on: reads block (no EAGAIN mid-transfer, though a FIFO was opened O_NONBLOCK),
+    the descriptor is not inherited by a helper process, and closing the file closes it."""
+    f = open_file(tree.root, "sub/inner.bin")
+    fd = f.fileno()
+    assert os.get_blocking(fd)
+    assert not os.get_inheritable(fd)
+    assert f.mode == "rb" and f.read() == tree.files["sub/inner.bin"]
+    f.close()
+    with pytest.raises(OSError) as info:
+        os.fstat(fd)
+    assert info.value.errno == errno.EBADF
+
+
+def test_a_refusal_names_the_reason_and_the_request(tree: Tree, either_way: str) -> None:
+    refusals = [("sub", "is a directory"), ("fifo", "not a regular file"), ("out", "outside the root")]
+    for name, reason in refusals:
+        with pytest.raises(PathRefused) as info:
+            open_file(tree.root, name)
+        assert (info.value.reason, info.value.requested) == (reason, name)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netboot.servers.tftp import RootResolver
-from tests.tftp.conftest import Running, ServerFactory, Tree
+from tests.tftp.conftest import Running, ServerFactory, Tree, wait_for
 
 #: 65 536 blocks of 512 and a bit: block numbers wrap past 65535 (to 0, as these clients expect)
 WRAP_SIZE = 512 * 65536 + 1000
@@ -64,8 +64,11 @@ def test_atftp(served: Running, tree: Tree, tmp_path: Path, name: str, blksize: 
                   "--option", f"windowsize {windowsize}", host, str(port)])
     assert result.returncode == 0, result
     assert out.read_bytes() == expected(tree, name)
-    event = served.events()[-1] if served.events() else None
-    assert event is None or event.detail["negotiated"].get("blksize") == str(blksize)
+    assert wait_for(lambda: bool(served.events()))  # the server records the transfer after the last ACK
+    (event,) = served.events()
+    assert event.detail["outcome"] == "complete" and event.detail["bytes"] == len(expected(tree, name))
+    assert event.detail["options"] == {"blksize": str(blksize), "windowsize": str(windowsize)}
+    assert event.detail["negotiated"] == event.detail["options"]  # both within the server's limits
 
 
 @pytest.mark.parametrize("blksize", [None, 1468, 8192])
