@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/.data
 CONFIG ?= $(CURDIR)/netboot.yaml
 
-.PHONY: run test venv deps-run deps-test lint typecheck clean
+.PHONY: run test venv deps-run deps-test lint typecheck clean mutation fuzz quality
 
 $(VENV)/.installed: pyproject.toml setup.py netboot/servers/_tftp_fast.c
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ lint: venv
 test: deps-test venv lint
 	$(VENV)/bin/pytest -p no:cacheprovider
 
+# Slower checks of the tests themselves, not part of `make test` (docs/testing.md has the figures).
+$(VENV)/.quality: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[quality]'
+	touch $@
+
+quality: $(VENV)/.quality
+
+mutation: deps-test quality
+	$(PY) tools/mutation.py run
+
+fuzz: quality
+	$(PY) tools/fuzz.py
+
 clean:
-	rm -rf $(VENV) .data build dist *.egg-info
+	rm -rf $(VENV) .data build dist *.egg-info mutants
 	find netboot -name '*.so' -delete

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -25,7 +27,8 @@ from private_netns import PrivateNetns, private_netns
 
 from netboot.mac import MacAddress
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode, encode
-from netboot.servers.dhcp import DhcpServer
+from netboot.servers.dhcp import IFACE_TTL, IP_PKTINFO, DhcpServer
+from netboot.servers.netif import InterfaceInfo
 from netboot.store import Store, open_store
 
 from .test_service import FULL_CONFIG, Harness, make, packet, requested
@@ -140,6 +143,12 @@ def request_for(offer: DhcpPacket, mac: MacAddress) -> bytes:
     )
 
 
+def lease_end(db: Store, ip: IPv4Address) -> float:
+    with sqlite3.connect(str(db.engine.url).removeprefix("sqlite:///")) as conn:
+        (expires,) = conn.execute("SELECT expires FROM leases WHERE ip=?", (str(ip),)).fetchone()
+        return float(expires)
+
+
 def leases_on_disk(db: Store) -> list[tuple[str, str]]:
     url = str(db.engine.url)
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
@@ -226,3 +235,89 @@ def test_the_pxe_port_is_served_too_and_shutdown_ends_the_loop(running: Callable
     served.stop()
     served.server.close()
     assert all(sock.fileno() == -1 for sock in served.server._sockets)
+
+
+def test_a_release_which_has_no_reply_is_still_made_durable(
+    running: Callable[..., Running], full: Harness
+) -> None:
+    """A batch without replies (RELEASE, DECLINE) still flushes: the release is on disk at once."""
+    served = running()
+    served.send(relayed(MessageType.DISCOVER, CLIENT))
+    offer = served.reply()
+    served.send(request_for(offer, CLIENT))
+    ack = served.reply()
+    assert leases_on_disk(full.store) == [(str(ack.yiaddr), CLIENT.packed.hex())]
+    release = packet(
+        MessageType.RELEASE, CLIENT, (Opt.SERVER_ID, offer.get(Opt.SERVER_ID) or b""), ciaddr=ack.yiaddr
+    )
+    served.relay.sendto(encode(release), ("127.0.0.1", 67))
+    # a released lease stays, expired, for affinity: its end is moved to the release
+    wait_for(lambda: lease_end(full.store, ack.yiaddr) < time.time() + 60, 10, what="the release on disk")
+
+
+def test_every_malformed_datagram_and_every_failing_one_is_counted(
+    running: Callable[..., Running], full: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two malformed datagrams count two; a packet the service fails on is dropped with its MAC logged."""
+    real = full.service.handle
+
+    def handle(packet: DhcpPacket, ingress: object, now: float) -> object:
+        if packet.mac == OTHER:
+            raise RuntimeError("a bug in the service")
+        return real(packet, ingress, now)  # type: ignore[arg-type]
+
+    full.service.handle = handle  # type: ignore[method-assign]
+    served = running()
+    with caplog.at_level(logging.WARNING, logger="netboot.dhcp"):
+        served.send(b"\x00" * 10)
+        served.send(b"\x00" * 20)
+        served.send(relayed(MessageType.DISCOVER, OTHER))
+        served.send(relayed(MessageType.DISCOVER, CLIENT))
+        offer = served.reply()
+    assert offer.chaddr[:6] == CLIENT.packed
+    assert (served.server.packets, served.server.dropped) == (4, 3)
+    assert f"error handling DHCP packet from {OTHER}" in caplog.text
+
+
+def test_an_interface_without_an_address_answers_from_the_bound_address(
+    ns: PrivateNetns, running: Callable[..., Running]
+) -> None:
+    """With no IPv4 address on the ingress interface, the server id is the address the socket is bound to."""
+    served = running(bind_ip="127.0.0.1")
+    served.server._ifaces[1] = (1e18, InterfaceInfo(1, "lo", None, None))  # lo, as if it had no address
+    served.send(relayed(MessageType.DISCOVER, CLIENT))
+    offer = served.reply()
+    assert offer.get(Opt.SERVER_ID) == IPv4Address("127.0.0.1").packed
+
+
+def test_the_sightings_are_settled_while_idle(running: Callable[..., Running]) -> None:
+    """``settle`` runs every tick even when no datagram comes, so staged sightings are written in time."""
+    settled = threading.Semaphore(0)
+    running(settle=settled.release)
+    for _ in range(3):
+        assert settled.acquire(timeout=10), "settle was not called while idle"
+
+
+def test_the_ingress_interface_is_read_from_ip_pktinfo() -> None:
+    """Only an IP_PKTINFO control message of full size names the interface; anything else is 0 (unknown)."""
+    pktinfo = struct.pack("=i4s4s", 7, b"\0" * 4, b"\0" * 4)
+    assert DhcpServer._ifindex([(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)]) == 7
+    assert DhcpServer._ifindex([(socket.IPPROTO_IP, IP_PKTINFO, pktinfo + b"\0")]) == 7
+    assert DhcpServer._ifindex([(socket.IPPROTO_IP, IP_PKTINFO, pktinfo[:-1])]) == 0
+    assert DhcpServer._ifindex([(socket.SOL_SOCKET, IP_PKTINFO, pktinfo)]) == 0
+    assert DhcpServer._ifindex([(socket.IPPROTO_IP, IP_PKTINFO + 1, pktinfo)]) == 0
+    assert DhcpServer._ifindex([]) == 0
+
+
+def test_interfaces_are_looked_up_once_per_ttl(ns: PrivateNetns, running: Callable[..., Running]) -> None:
+    served = running()
+    server = served.server
+    first = ns.call(lambda: server._interface(1))
+    assert first.name == "lo" and first.address == IPv4Address("127.0.0.1")
+    assert ns.call(lambda: server._interface(1)) is first  # cached
+    stamp, info = server._ifaces[1]
+    server._ifaces[1] = (stamp - IFACE_TTL - 1, info)  # expired: looked up again
+    assert ns.call(lambda: server._interface(1)) is not first
+    server._ifaces[1] = (time.monotonic() - IFACE_TTL + 5, first)  # not yet expired
+    assert ns.call(lambda: server._interface(1)) is first
+    assert ns.call(lambda: server._interface(9999)) == InterfaceInfo(9999, "?", None, None)
