@@ -57,8 +57,12 @@ def run(jobs: int, deadline_minutes: float, min_score: float) -> int:
     os.set_blocking(proc.stdout.fileno(), False)
     while proc.poll() is None:
         if time.monotonic() - started > deadline_minutes * 60:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+            os.killpg(proc.pid, signal.SIGTERM)  # mutmut and the mutants it forked: one process group
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
             print(f"mutmut stopped at the {deadline_minutes:.0f}-minute deadline; the report is partial")
             report_and_exit_code(min_score)
             return 1

@@ -20,23 +20,11 @@ import pytest
 from netboot.dhcp.service import Outgoing
 from netboot.mac import MacAddress
 from netboot.servers.dhcp import flush_then_send
-from netboot.store import Store, open_store
+from netboot.store import Store
 from netboot.store.leases import Lease
 
 IP = IPv4Address("10.0.0.100")
 MAC = MacAddress.from_bytes(bytes.fromhex("525400000001"))
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "leases.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{db}")
-    yield store
-    store.close()
 
 
 @pytest.fixture

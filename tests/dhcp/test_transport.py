@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 from netlab import wait_for
@@ -29,7 +28,7 @@ from netboot.mac import MacAddress
 from netboot.protocol.dhcp import DhcpPacket, MessageType, Opt, decode, encode
 from netboot.servers.dhcp import IFACE_TTL, IP_PKTINFO, DhcpServer
 from netboot.servers.netif import InterfaceInfo
-from netboot.store import Store, open_store
+from netboot.store import Store
 
 from .test_service import FULL_CONFIG, Harness, make, packet, requested
 
@@ -47,13 +46,6 @@ def ns() -> Iterator[PrivateNetns]:
         made.ip("link", "set", "nb0", "up")
         made.ip("link", "set", "nb1", "up")
         yield made
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    made = open_store(f"sqlite:///{tmp_path / 'netboot.db'}")
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -12,23 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakeclock import Clock
 
 from netboot.store import Store, accounts, open_store
 from netboot.store import tokens as tokens_module
 from netboot.store.accounts import TOKEN_PREFIX, AccountError, User
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    made = Clock()
+    made = Clock(1_800_000_000.0)
     monkeypatch.setattr(tokens_module.time, "time", made)
     return made
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakeclock import Clock
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -18,6 +19,7 @@ import netboot.store.accounts as accounts
 from netboot.config import Config
 from netboot.runtime import Runtime, build_runtime
 from netboot.webapp import create_app
+from netboot.webapp.login_limit import LoginLimiter
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"
@@ -165,3 +167,11 @@ def web_artifacts(request: pytest.FixtureRequest) -> Path:
     path = REPO / "artifacts" / "web" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """The app's sign-in limiter on a clock the test moves."""
+    made = Clock()
+    app.extensions["netboot_login_limiter"] = LoginLimiter(clock=made)
+    return made

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from fakeclock import Clock
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -163,21 +164,6 @@ def test_a_prefix_or_extension_of_a_valid_api_token_is_401(app: Flask, runtime: 
 
 
 # ----------------------------------------------------------------------------------- sign-in limiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(app: Flask) -> Clock:
-    made = Clock()
-    app.extensions["netboot_login_limiter"] = LoginLimiter(clock=made)
-    return made
 
 
 def _attempt(app: Flask, peer: str, name: str, password: str, web: WebClient | None = None) -> TestResponse:

@@ -5,7 +5,7 @@ The limiter here is the real one; only its clock is ours, so waits of 30 s pass 
 
 from __future__ import annotations
 
-import pytest
+from fakeclock import Clock
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -13,21 +13,6 @@ from netboot.runtime import Runtime
 from netboot.webapp.login_limit import LoginLimiter
 
 from .conftest import ADMIN, WebClient
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(app: Flask) -> Clock:
-    made = Clock()
-    app.extensions["netboot_login_limiter"] = LoginLimiter(clock=made)
-    return made
 
 
 def guess(app: Flask, clock: Clock, web: WebClient, peer: str, name: str) -> TestResponse:
