@@ -28,7 +28,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLIENT = ("10.0.0.50", 2000)
 
 
-def _type_first(packet: DhcpPacket) -> DhcpPacket:
+def type_first(packet: DhcpPacket) -> DhcpPacket:
     """``packet`` as encode lays it out: the message type (53) moves to the front, the rest keep order."""
     return packet.replace(options=tuple(sorted(packet.options, key=lambda option: option[0] != 53)))
 
@@ -55,11 +55,23 @@ def dhcp(data: bytes) -> None:
     ):
         getattr(packet, accessor)
     again = decode(encode(packet, max_size=65535))
-    assert again == _type_first(packet), (packet, again)
-    for code in (43, 175, 77, 93, 94, 97):
+    assert again == type_first(packet), (packet, again)
+    for code in PXE_CODES:
         value = packet.get(code)
         if value is not None:
             pxe_option(code, value)
+
+
+#: the parser the DHCP service uses for each PXE/iPXE option code
+PXE_PARSERS: dict[int, Callable[[bytes], object]] = {
+    43: pxe.parse_encapsulated,
+    175: pxe.parse_ipxe,
+    77: pxe.parse_user_class,
+    93: pxe.parse_client_arch,
+    94: pxe.parse_client_ndi,
+    97: pxe.parse_uuid,
+}
+PXE_CODES = tuple(PXE_PARSERS)
 
 
 def pxe_option(code: int, value: bytes) -> None:
@@ -85,9 +97,6 @@ def pxe_option(code: int, value: bytes) -> None:
             pxe.parse_uuid(value)
     except DecodeError:
         return
-
-
-PXE_CODES = (43, 175, 77, 93, 94, 97)
 
 
 def pxe_options(data: bytes) -> None:

@@ -27,16 +27,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 DOC = ROOT / "docs" / "testing.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 
-#: mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code), folded into what the score needs
-KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # test failed, pytest error, timeout, mypy rejected it
-SURVIVED = {0}
-NO_TESTS = {5, 33}
-SKIPPED = {34}
+#: what counts as killed among mutmut's own statuses (mutmut.stats.status_by_exit_code): a failed test,
+#: a test that timed out, and a mutant mypy rejected (both gates stop it landing)
+KILLED = {"killed", "timeout", "caught by type check"}
 PROGRESS = re.compile(r"\d+/\d+\s")
 
 
@@ -163,18 +163,15 @@ def report_and_exit_code(min_score: float, diffs: bool = False) -> int:
     for module, codes in by_module.items():
         counts = Counter[str]()
         for name, code in codes.items():
+            status = status_by_exit_code[code]
             kind = (
                 "killed"
-                if code in KILLED
-                else "survived"
-                if code in SURVIVED
-                else "no tests"
-                if code in NO_TESTS
-                else "skipped"
-                if code in SKIPPED
+                if status in KILLED
                 else "unchecked"
-                if code is None
-                else "suspicious"
+                if status == "not checked"
+                else status
+                if status in ("survived", "no tests", "skipped")
+                else "suspicious"  # a segfault, an interrupted check: neither killed nor explained
             )
             counts[kind] += 1
             if kind in ("survived", "no tests", "suspicious"):

@@ -50,11 +50,11 @@ from netboot.render.errors import RenderError
 from netboot.render.kinds import InstallerUrls, installer_args
 from netboot.schema_types import CONTROL_RE, ipxe_separator
 
-#: a hostname (and the domain beside it) may be any text without whitespace or control characters (they
-#: land in line-based files: kickstart comments, preseed lines, the kernel line);
+#: a hostname, the domain beside it and each word of ``kernel_args`` may be any text without whitespace or
+#: control characters (they land in line-based files: kickstart comments, preseed lines, the kernel line);
 #: a token goes into URLs and kernel command lines, so it is URL-safe characters only. Each is matched
 #: whole (``fullmatch``): ``$`` alone would let a trailing newline through.
-_HOSTNAME_OK = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
+_WORD_OK = re.compile(rf"[^\s{CONTROL_RE.pattern[1:-1]}]+")  # no whitespace, nothing CONTROL_RE refuses
 _TOKEN_OK = re.compile(r"[A-Za-z0-9._~-]+")
 
 
@@ -142,13 +142,13 @@ def _check_ident(system: System, name: str, value: str | None, pattern: re.Patte
 
 
 def _system_context(system: System, variables: Mapping[str, Any]) -> dict[str, Any]:
-    _check_ident(system, "hostname", system.hostname, _HOSTNAME_OK)
+    _check_ident(system, "hostname", system.hostname, _WORD_OK)
     _check_ident(system, "token", system.token, _TOKEN_OK)
     hostname = system.hostname or f"netboot-{system.mac.hex}"
     domain = variables.get("domain")
     domain = domain if isinstance(domain, str) and domain else None
     # a variable (site, profile, group or the API's), but it lands beside the hostname in line-based files
-    _check_ident(system, "domain", domain, _HOSTNAME_OK)
+    _check_ident(system, "domain", domain, _WORD_OK)
     return {
         "mac": system.mac.colon,
         "mac_hex": system.mac.hex,
@@ -229,11 +229,7 @@ def _extra_args(variables: Mapping[str, Any]) -> list[str]:
     """
     raw = variables.get("kernel_args")
     words = raw.split() if isinstance(raw, str) else [str(w) for w in raw] if isinstance(raw, list) else []
-    return [
-        w
-        for w in words
-        if w and not any(c.isspace() for c in w) and not CONTROL_RE.search(w) and not ipxe_separator(w)
-    ]
+    return [w for w in words if _WORD_OK.fullmatch(w) and not ipxe_separator(w)]
 
 
 def _boot_context(

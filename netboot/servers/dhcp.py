@@ -143,7 +143,7 @@ class DhcpServer:
                     replies = self._handle(data, ancdata, src, self._sockets[sock])
                     batch.extend((sock, out) for out in replies)
             if batch or ready:
-                self._commit_and_send(batch)
+                flush_then_send(self._flush, batch, self._send)
             self._after_replies()
 
     def _after_replies(self) -> None:
@@ -152,9 +152,6 @@ class DhcpServer:
             self._settle()
         except Exception:
             log.exception("could not store the staged sightings (kept for the next try)")
-
-    def _commit_and_send(self, batch: list[tuple[socket.socket, Outgoing]]) -> None:
-        flush_then_send(self._flush, batch, self._send)
 
     def _handle(
         self, data: bytes, ancdata: list[tuple[int, int, bytes]], src: tuple[str, int], port: int

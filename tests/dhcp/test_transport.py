@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 from netlab import wait_for
@@ -135,26 +136,25 @@ def request_for(offer: DhcpPacket, mac: MacAddress) -> bytes:
     )
 
 
-def lease_end(db: Store, ip: IPv4Address) -> float:
-    with sqlite3.connect(str(db.engine.url).removeprefix("sqlite:///")) as conn:
+def lease_end(db: Path, ip: IPv4Address) -> float:
+    with sqlite3.connect(db) as conn:
         (expires,) = conn.execute("SELECT expires FROM leases WHERE ip=?", (str(ip),)).fetchone()
         return float(expires)
 
 
-def leases_on_disk(db: Store) -> list[tuple[str, str]]:
-    url = str(db.engine.url)
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+def leases_on_disk(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
         return list(conn.execute("SELECT ip, mac FROM leases WHERE state='active'"))
 
 
 def test_a_relayed_dora_is_answered_and_the_ack_follows_its_durable_lease(
-    running: Callable[..., Running], full: Harness
+    running: Callable[..., Running], full: Harness, db: Path
 ) -> None:
     on_disk_at_flush: list[list[tuple[str, str]]] = []
 
     def flush() -> object:
         written = full.store.flush_for_replies()
-        on_disk_at_flush.append(leases_on_disk(full.store))
+        on_disk_at_flush.append(leases_on_disk(db))
         return written
 
     served = running(flush)
@@ -170,7 +170,7 @@ def test_a_relayed_dora_is_answered_and_the_ack_follows_its_durable_lease(
 
 
 def test_a_failed_flush_withholds_the_ack_and_the_server_goes_on(
-    running: Callable[..., Running], full: Harness, caplog: pytest.LogCaptureFixture
+    running: Callable[..., Running], full: Harness, db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = threading.Event()
 
@@ -187,12 +187,12 @@ def test_a_failed_flush_withholds_the_ack_and_the_server_goes_on(
         served.send(request_for(offer, CLIENT))
         wait_for(lambda: "withholding 1 replies" in caplog.text, 10, what="the failed flush")
     assert served.pending_replies() == [], "no ACK may go out when its lease could not be stored"
-    assert leases_on_disk(full.store) == []
+    assert leases_on_disk(db) == []
     broken.clear()  # the disk is back; the client retransmits and the kept lease is written and ACKed
     served.send(request_for(offer, CLIENT))
     ack = served.reply()
     assert ack.message_type is MessageType.ACK and ack.yiaddr == offer.yiaddr
-    assert leases_on_disk(full.store) == [(str(ack.yiaddr), CLIENT.packed.hex())]
+    assert leases_on_disk(db) == [(str(ack.yiaddr), CLIENT.packed.hex())]
 
 
 def test_a_malformed_datagram_is_dropped_counted_logged_and_the_next_is_served(
@@ -230,7 +230,7 @@ def test_the_pxe_port_is_served_too_and_shutdown_ends_the_loop(running: Callable
 
 
 def test_a_release_which_has_no_reply_is_still_made_durable(
-    running: Callable[..., Running], full: Harness
+    running: Callable[..., Running], full: Harness, db: Path
 ) -> None:
     """A batch without replies (RELEASE, DECLINE) still flushes: the release is on disk at once."""
     served = running()
@@ -238,13 +238,13 @@ def test_a_release_which_has_no_reply_is_still_made_durable(
     offer = served.reply()
     served.send(request_for(offer, CLIENT))
     ack = served.reply()
-    assert leases_on_disk(full.store) == [(str(ack.yiaddr), CLIENT.packed.hex())]
+    assert leases_on_disk(db) == [(str(ack.yiaddr), CLIENT.packed.hex())]
     release = packet(
         MessageType.RELEASE, CLIENT, (Opt.SERVER_ID, offer.get(Opt.SERVER_ID) or b""), ciaddr=ack.yiaddr
     )
     served.relay.sendto(encode(release), ("127.0.0.1", 67))
     # a released lease stays, expired, for affinity: its end is moved to the release
-    wait_for(lambda: lease_end(full.store, ack.yiaddr) < time.time() + 60, 10, what="the release on disk")
+    wait_for(lambda: lease_end(db, ack.yiaddr) < time.time() + 60, 10, what="the release on disk")
 
 
 def test_every_malformed_datagram_and_every_failing_one_is_counted(

@@ -9,25 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fuzz_targets import CORPUS, PXE_CODES, TARGETS, seeds
+from fuzz_targets import CORPUS, PXE_CODES, PXE_PARSERS, TARGETS, seeds
 
-from netboot.protocol import pxe
 from netboot.protocol.dhcp import decode
 from netboot.protocol.tftp import decode as tftp_decode
 
 
 def pxe_decoders_accept(data: bytes) -> None:
-    """The option a PXE seed names parses without DecodeError (43 may be a vendor's, not PXE's)."""
-    code, value = PXE_CODES[data[0] % len(PXE_CODES)], data[1:]
-    parsers = {
-        43: pxe.parse_encapsulated,
-        175: pxe.parse_ipxe,
-        77: pxe.parse_user_class,
-        93: pxe.parse_client_arch,
-        94: pxe.parse_client_ndi,
-        97: pxe.parse_uuid,
-    }
-    parsers[code](value)
+    """The option a PXE seed names parses without DecodeError."""
+    PXE_PARSERS[PXE_CODES[data[0] % len(PXE_CODES)]](data[1:])
 
 
 FOUND = sorted(p for p in CORPUS.glob("*/*") if p.parent.name in TARGETS and not p.name.startswith("."))

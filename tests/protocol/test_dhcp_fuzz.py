@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from fuzz_targets import type_first
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 
@@ -28,12 +29,6 @@ FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "dhcp"
 FIXTURES = [path.read_bytes() for path in sorted(FIXTURE_DIR.glob("*.bin"))]
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HEADER = bytes([1, 1, 6, 0]) + bytes(232) + MAGIC_COOKIE
-
-
-def type_first(packet: DhcpPacket) -> DhcpPacket:
-    """``packet`` as encode lays it out: the message type (53) moves to the front."""
-    options = sorted(packet.options, key=lambda option: option[0] != 53)  # stable: the rest keep order
-    return packet.replace(options=tuple(options))
 
 
 # -- the reference reader --------------------------------------------------------------------------
